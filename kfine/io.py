@@ -1,0 +1,58 @@
+"""Atomic writes: a crash never leaves a half-written artifact that later loads."""
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+
+
+@contextlib.contextmanager
+def atomic_directory(path):
+    """Yields a temporary directory that replaces `path` only on success.
+
+    The temporary directory sits beside `path` (same filesystem) so the final
+    `os.replace` is a rename; on any exception it is removed and `path` is left
+    as it was.
+    """
+    path = os.path.abspath(path)
+    parent = os.path.dirname(path)
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.", dir=parent)
+    try:
+        yield staging
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if os.path.isdir(path):
+        retired = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.old.", dir=parent)
+        os.rmdir(retired)
+        os.replace(path, retired)
+        os.replace(staging, path)
+        shutil.rmtree(retired, ignore_errors=True)
+    else:
+        os.replace(staging, path)
+
+
+@contextlib.contextmanager
+def atomic_file(path, mode="w", encoding="utf-8"):
+    """Yields a file object whose content replaces `path` only on success."""
+    path = os.path.abspath(path)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    handle, staging = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=os.path.dirname(path))
+    os.close(handle)
+    try:
+        with open(staging, mode, encoding=None if "b" in mode else encoding) as stream:
+            yield stream
+        os.replace(staging, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(staging)
+        raise
+
+
+def write_json(path, data):
+    """Writes `data` as indented JSON, atomically."""
+    with atomic_file(path) as stream:
+        json.dump(data, stream, indent=2, ensure_ascii=False)
+        stream.write("\n")

@@ -1,0 +1,1 @@
+"""Keras layers that users add to their models (installed as `kfine.layers`)."""

