@@ -1,0 +1,98 @@
+"""The hallucination benchmark: every method, same KG, same splits, same metrics."""
+
+import json
+import os
+import time
+
+import tensorflow as tf
+
+from kfine.evaluation.evaluate import evaluate_splits
+from kfine.evaluation.metrics import METRICS, mean_and_std
+from kfine.evaluation.perplexity import perplexity
+from kfine.evaluation.report import results_table, write_chart
+from kfine.evaluation.task import FULL, QUICK, SPLITS, FactTask
+from kfine.io import atomic_file, write_json
+from kfine.models.loading import load_metadata
+from kfine.training.methods import get_method
+
+SAMPLES_PER_SPLIT = 8
+
+
+def run_bench(task_files, pretrained, methods, seeds, out_dir, quick=False, verbose=0, echo=print):
+    """Fine-tunes each method with each seed, evaluates, and writes the reports.
+
+    Args:
+        task_files: dict with keys `triples`, `templates`, `aliases` (may be None).
+        pretrained: str. Directory of the pretrained model every method starts from.
+        methods: list of str. Registered method names.
+        seeds: int. Number of seeds (0 .. seeds-1).
+        out_dir: str. Receives results.json, results.md, results.png, tensorboard/.
+        quick: bool. The quick configuration (subsampled subjects and prompts).
+        verbose: Keras verbosity during fine-tuning.
+        echo: callable for progress lines.
+
+    Returns:
+        The results dict written to results.json.
+    """
+    method_functions = {name: get_method(name) for name in methods}
+    metadata = load_metadata(pretrained)
+    task = FactTask.from_files(**task_files, size=QUICK if quick else FULL)
+    if metadata.get("kg_fingerprint") == task.knowledge_graph.fingerprint():
+        # Same KG the model was pretrained on: reuse its split, so held-out
+        # subjects stay unseen.
+        task = FactTask(task.knowledge_graph, task.templates, split_seed=metadata["split_seed"], size=task.size)
+    per_seed = {}  # (method, split, metric) -> [value per seed]
+    prompt_counts = {}
+    for method in methods:
+        for seed in range(seeds):
+            started = time.time()
+            log_dir = os.path.join(out_dir, "tensorboard", method, str(seed))
+            generator = method_functions[method](task, pretrained, seed, log_dir, quick=quick, verbose=verbose)
+            evaluation = evaluate_splits(generator, task, SPLITS)
+            values = {(split, metric): rates[metric] for split, (rates, _) in evaluation.items() for metric in METRICS}
+            values[("heldout", "perplexity")] = perplexity(generator.model, task.heldout_sentences)
+            for (split, metric), value in values.items():
+                per_seed.setdefault((method, split, metric), []).append(value)
+            prompt_counts.update({split: len(judgements) for split, (_, judgements) in evaluation.items()})
+            _log_evaluation(log_dir, values, evaluation)
+            echo(
+                f"[{method} seed {seed}] {time.time() - started:.0f}s  "
+                + "  ".join(f"{split}: acc {evaluation[split][0]['accuracy']:.2f} "
+                            f"hall {evaluation[split][0]['hallucination_rate']:.2f}" for split in SPLITS)
+            )
+    rows = []
+    for (method, split, metric), values in per_seed.items():
+        mean, std = mean_and_std(values)
+        rows.append({"method": method, "split": split, "metric": metric, "mean": mean, "std": std,
+                     "n_seeds": len(values), "n_prompts": prompt_counts.get(split, 0)})
+    results = {
+        "config": {
+            "triples": task_files["triples"], "templates": task_files["templates"], "aliases": task_files.get("aliases"),
+            "model": pretrained, "methods": methods, "seeds": seeds, "quick": quick, "split_seed": task.split_seed,
+            "kg_fingerprint": task.knowledge_graph.fingerprint(),
+        },
+        "results": rows,
+    }
+    os.makedirs(out_dir, exist_ok=True)
+    write_json(os.path.join(out_dir, "results.json"), results)
+    with atomic_file(os.path.join(out_dir, "results.md")) as stream:
+        stream.write(results_table(rows))
+    write_chart(rows, os.path.join(out_dir, "results.png"))
+    return results
+
+
+def _log_evaluation(log_dir, values, evaluation):
+    writer = tf.summary.create_file_writer(os.path.join(log_dir, "evaluation"))
+    with writer.as_default():
+        for (split, metric), value in values.items():
+            tf.summary.scalar(f"{split}/{metric}", value, step=0)
+        for split, (_, judgements) in evaluation.items():
+            lines = ["| prompt | completion | verdict |", "|---|---|---|"]
+            lines += [f"| {j.prompt} | {j.completion} | {j.verdict} |" for j in judgements[:SAMPLES_PER_SPLIT]]
+            tf.summary.text(f"samples/{split}", "\n".join(lines), step=0)
+    writer.close()
+
+
+def load_results(path):
+    with open(path, encoding="utf-8") as stream:
+        return json.load(stream)

@@ -1,0 +1,109 @@
+"""The hallucination metrics: one definition, used by every method and the bench.
+
+For a prompt (subject, relation) with gold objects O, the greedy completion up
+to the end of the sentence is mapped to a KG entity by alias match:
+
+- the answer is the completion with the template's text after `{object}`
+  removed, or else the longest KG name or alias the completion starts with;
+- names compare case- and whitespace-normalized (`normalize_name`);
+- **correct**: the answer's entity is in O; **abstained**: the answer is the
+  abstention phrase; **hallucinated**: anything else. An answer that is no KG
+  entity at all also counts towards the invalid-entity rate.
+"""
+
+import dataclasses
+import math
+
+import numpy as np
+
+from kfine.knowledge.names import normalize_name
+
+DEFAULT_ABSTENTION = "unknown"
+METRICS = ("accuracy", "hallucination_rate", "abstention_rate", "invalid_entity_rate")
+CORRECT, ABSTAINED, HALLUCINATED = "correct", "abstained", "hallucinated"
+
+
+@dataclasses.dataclass(frozen=True)
+class Judgement:
+    """The verdict on one completion."""
+
+    prompt: str
+    completion: str
+    answer: str
+    entity: str | None
+    verdict: str
+
+    @property
+    def invalid_entity(self):
+        return self.verdict == HALLUCINATED and self.entity is None
+
+
+class AnswerJudge:
+    """Maps completions to KG entities and judges them against gold objects.
+
+    Args:
+        knowledge_graph: `KnowledgeGraph`. The evaluator's full KG (including
+            facts hidden from the model), whose names and aliases define
+            which strings are entities.
+        abstention: str. The phrase that means "the KG has no answer".
+    """
+
+    def __init__(self, knowledge_graph, abstention=DEFAULT_ABSTENTION):
+        self.abstention = normalize_name(abstention)
+        self._entity_by_name = {}
+        for entity in knowledge_graph.entities:
+            for name in knowledge_graph.names(entity):
+                self._entity_by_name.setdefault(normalize_name(name), entity)
+        self._longest_name = max((len(name) for name in self._entity_by_name), default=0)
+
+    def answer(self, completion, suffix=""):
+        """Returns `(answer_text, entity_or_None)` for a completion."""
+        text = normalize_name(completion)
+        ending = normalize_name(suffix)
+        if ending and text.endswith(ending):
+            answer = text[: -len(ending)].strip()
+            return answer, self._entity_by_name.get(answer)
+        if text in self._entity_by_name:
+            return text, self._entity_by_name[text]
+        for length in range(min(len(text), self._longest_name), 0, -1):
+            prefix = text[:length]
+            if prefix in self._entity_by_name and _ends_at_boundary(text, length):
+                return prefix, self._entity_by_name[prefix]
+        return text, None
+
+    def judge(self, prompt, completion, suffix, gold_objects):
+        """Returns the `Judgement` of `completion` for a prompt with `gold_objects`."""
+        answer, entity = self.answer(completion, suffix)
+        if entity is not None and entity in gold_objects:
+            verdict = CORRECT
+        elif answer == self.abstention:
+            verdict = ABSTAINED
+        else:
+            verdict = HALLUCINATED
+        return Judgement(prompt, completion, answer, entity, verdict)
+
+
+def _ends_at_boundary(text, length):
+    return length == len(text) or not (text[length].isalnum() and text[length - 1].isalnum())
+
+
+def rates(judgements):
+    """Returns the four rates of a list of `Judgement`s as a dict."""
+    count = len(judgements)
+    if count == 0:
+        return {metric: float("nan") for metric in METRICS}
+    verdicts = [judgement.verdict for judgement in judgements]
+    return {
+        "accuracy": verdicts.count(CORRECT) / count,
+        "hallucination_rate": verdicts.count(HALLUCINATED) / count,
+        "abstention_rate": verdicts.count(ABSTAINED) / count,
+        "invalid_entity_rate": sum(judgement.invalid_entity for judgement in judgements) / count,
+    }
+
+
+def mean_and_std(values):
+    """Mean and population std over seeds, ignoring NaN; (nan, nan) if none."""
+    values = [value for value in values if not math.isnan(value)]
+    if not values:
+        return float("nan"), float("nan")
+    return float(np.mean(values)), float(np.std(values))

@@ -1,0 +1,70 @@
+"""Bench reports: the Markdown table and the hallucination-rate chart."""
+
+import math
+
+METRIC_LABELS = {
+    "accuracy": "acc",
+    "hallucination_rate": "halluc.",
+    "abstention_rate": "abstain",
+    "invalid_entity_rate": "invalid",
+    "perplexity": "ppl",
+}
+SPLIT_ORDER = ("seen", "heldout", "unknown", "paraphrase")
+
+
+def _cell(row):
+    if row is None or math.isnan(row["mean"]):
+        return "–"
+    digits = 1 if row["metric"] == "perplexity" else 2
+    return f"{row['mean']:.{digits}f} ± {row['std']:.{digits}f}"
+
+
+def results_table(rows):
+    """A Markdown table: one line per method and split, one column per metric."""
+    index = {(row["method"], row["split"], row["metric"]): row for row in rows}
+    methods = list(dict.fromkeys(row["method"] for row in rows))
+    metrics = list(dict.fromkeys(row["metric"] for row in rows))
+    header = "| method | split | n | " + " | ".join(METRIC_LABELS.get(m, m) for m in metrics) + " |"
+    lines = [header, "|" + "---|" * (len(metrics) + 3)]
+    for method in methods:
+        for split in SPLIT_ORDER:
+            present = [index.get((method, split, metric)) for metric in metrics]
+            if not any(present):
+                continue
+            count = next(row["n_prompts"] for row in present if row)
+            lines.append(f"| {method} | {split} | {count} | " + " | ".join(_cell(row) for row in present) + " |")
+    seeds = max((row["n_seeds"] for row in rows), default=0)
+    lines.append("")
+    lines.append(f"mean ± std over {seeds} seed(s); n = prompts per split.")
+    return "\n".join(lines) + "\n"
+
+
+def write_chart(rows, path):
+    """Bar chart of hallucination rate by method and split, saved as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from kfine.io import atomic_file
+
+    selected = [row for row in rows if row["metric"] == "hallucination_rate"]
+    methods = list(dict.fromkeys(row["method"] for row in selected))
+    width = 0.8 / max(len(methods), 1)
+    figure, axes = plt.subplots(figsize=(7, 4))
+    for offset, method in enumerate(methods):
+        values = {row["split"]: row for row in selected if row["method"] == method}
+        positions = [index + offset * width for index in range(len(SPLIT_ORDER))]
+        means = [values[split]["mean"] if split in values else 0.0 for split in SPLIT_ORDER]
+        stds = [values[split]["std"] if split in values else 0.0 for split in SPLIT_ORDER]
+        axes.bar(positions, means, width, yerr=stds, label=method, capsize=3)
+    axes.set_xticks([index + width * (len(methods) - 1) / 2 for index in range(len(SPLIT_ORDER))])
+    axes.set_xticklabels(SPLIT_ORDER)
+    axes.set_ylabel("hallucination rate")
+    axes.set_ylim(0, 1)
+    axes.legend()
+    axes.set_title("Hallucination rate by method and split (mean ± std over seeds)")
+    figure.tight_layout()
+    with atomic_file(path, mode="wb") as stream:
+        figure.savefig(stream, format="png")
+    plt.close(figure)

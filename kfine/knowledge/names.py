@@ -1,0 +1,27 @@
+"""Name normalization shared by the metrics and the entity linker.
+
+Tokenizers split punctuation off words, so a decoded "Guinea - Bissau" must
+compare equal to the KG's "Guinea-Bissau". Names therefore compare after case
+folding, whitespace collapsing and removal of whitespace next to punctuation.
+"""
+
+import re
+import unicodedata
+
+_WHITESPACE = re.compile(r"\s+")
+_SPACE_BEFORE_PUNCT = re.compile(r" (?=[^\w ])")
+_SPACE_AFTER_PUNCT = re.compile(r"(?<=[^\w ]) ")
+
+
+def normalize_name(text):
+    """Returns the comparison key of a name or a generated answer.
+
+    Example:
+
+    >>> normalize_name("  Guinea - Bissau ")
+    'guinea-bissau'
+    """
+    text = unicodedata.normalize("NFC", text).casefold()
+    text = _WHITESPACE.sub(" ", text).strip()
+    text = _SPACE_BEFORE_PUNCT.sub("", text)
+    return _SPACE_AFTER_PUNCT.sub("", text)

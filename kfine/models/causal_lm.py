@@ -1,0 +1,162 @@
+"""kfine's causal language model: a keras.Sequential that users extend with `add`."""
+
+import keras
+import keras_hub
+
+from kfine.layers import LanguageModelHead
+from kfine.models.tokenizer import WordPieceTokenizer
+
+
+@keras.saving.register_keras_serializable(package="kfine")
+class CausalLanguageModel(keras.Sequential):
+    """A decoder-only language model that is a `keras.Sequential`.
+
+    The contract users build on:
+
+    - input: int32 token ids of shape `(batch, sequence)`, starting with
+      `[BOS]`, right-padded with `[PAD]` (id 0);
+    - layers: `TokenAndPositionEmbedding`, `TransformerDecoder` blocks, a final
+      `LayerNormalization` (all keras-hub / Keras layers), then a
+      `LanguageModelHead`;
+    - output: float32 next-token logits of shape `(batch, sequence, vocab)`.
+
+    `add(layer)` inserts `layer` *before* the head, so an added layer receives
+    the hidden states `(batch, sequence, hidden_dim)` and its output feeds the
+    head. A layer that sets `consumes_logits = True` is appended after the
+    head instead and receives the logits. The tokenizer's vocabulary is part of
+    the config, so a saved `.keras` file is self-contained and
+    `keras.models.load_model(path)` needs no `custom_objects`.
+
+    Args:
+        layers: list of `keras.layers.Layer`. The stack, as for `Sequential`.
+        vocabulary: list of str. The WordPiece vocabulary of the tokenizer.
+        trainable: bool. Whether the model's variables are trainable.
+        name: str. Model name.
+
+    Example:
+
+    >>> model = build_causal_lm(tokenizer.vocabulary, num_layers=2)
+    >>> model.add(keras.layers.Dense(model.hidden_dim))  # sits before the head
+    >>> logits = model(token_ids)
+    """
+
+    def __init__(self, layers=None, vocabulary=None, trainable=True, name=None):
+        self.vocabulary = list(vocabulary) if vocabulary is not None else None
+        self._tokenizer = None
+        super().__init__(layers=layers, trainable=trainable, name=name)
+
+    @property
+    def tokenizer(self):
+        if self._tokenizer is None and self.vocabulary is not None:
+            self._tokenizer = WordPieceTokenizer(self.vocabulary)
+        return self._tokenizer
+
+    @property
+    def head(self):
+        last = self.layers[-1] if self.layers else None
+        return last if isinstance(last, LanguageModelHead) else None
+
+    @property
+    def hidden_dim(self):
+        return self.layers[0].embedding_dim
+
+    @property
+    def sequence_length(self):
+        return self.layers[0].sequence_length
+
+    def add(self, layer, rebuild=True):
+        """Adds `layer` just before the `LanguageModelHead` (see the class docs)."""
+        head = self.head
+        if head is None or getattr(layer, "consumes_logits", False):
+            return super().add(layer, rebuild=rebuild)
+        self.pop(rebuild=False)
+        super().add(layer, rebuild=False)
+        super().add(head, rebuild=rebuild)
+
+    def hidden_states(self, token_ids, training=False):
+        """Runs every layer before the head; returns `(batch, sequence, hidden_dim)`."""
+        outputs = token_ids
+        for layer in self.layers:
+            if layer is self.head:
+                break
+            outputs = layer(outputs, training=training)
+        return outputs
+
+    def get_config(self):
+        config = super().get_config()
+        config["vocabulary"] = self.vocabulary
+        return config
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        config = dict(config)
+        vocabulary = config.pop("vocabulary", None)
+        model = super().from_config(config, custom_objects=custom_objects)
+        model.vocabulary = vocabulary
+        return model
+
+
+def build_causal_lm(
+    vocabulary,
+    num_layers=2,
+    hidden_dim=128,
+    num_heads=4,
+    intermediate_dim=512,
+    sequence_length=64,
+    dropout=0.1,
+    name="kfine_causal_lm",
+):
+    """Builds a fresh `CausalLanguageModel` from keras-hub modeling layers.
+
+    Args:
+        vocabulary: list of str. Tokenizer vocabulary (sets the vocabulary size).
+        num_layers: int. Number of `TransformerDecoder` blocks.
+        hidden_dim: int. Width of the hidden states.
+        num_heads: int. Attention heads per block.
+        intermediate_dim: int. Width of the feed-forward layers.
+        sequence_length: int. Longest sequence the position embedding covers.
+        dropout: float. Dropout rate inside the decoder blocks.
+        name: str. Model name.
+
+    Returns:
+        A built `CausalLanguageModel`.
+    """
+    for argument, value in (
+        ("num_layers", num_layers),
+        ("hidden_dim", hidden_dim),
+        ("num_heads", num_heads),
+        ("intermediate_dim", intermediate_dim),
+        ("sequence_length", sequence_length),
+    ):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"`{argument}` must be a positive int. Received: {argument}={value}")
+    if hidden_dim % num_heads:
+        raise ValueError(
+            "`hidden_dim` must be divisible by `num_heads`. "
+            f"Received: hidden_dim={hidden_dim}, num_heads={num_heads}"
+        )
+    vocabulary = list(vocabulary)
+    stack = [
+        keras.Input(shape=(None,), dtype="int32", name="token_ids"),
+        keras_hub.layers.TokenAndPositionEmbedding(
+            vocabulary_size=len(vocabulary),
+            sequence_length=sequence_length,
+            embedding_dim=hidden_dim,
+            embeddings_initializer=keras.initializers.RandomNormal(stddev=0.02),
+            name="token_and_position_embedding",
+        ),
+    ]
+    for index in range(num_layers):
+        stack.append(
+            keras_hub.layers.TransformerDecoder(
+                intermediate_dim=intermediate_dim,
+                num_heads=num_heads,
+                dropout=dropout,
+                activation="gelu",
+                normalize_first=True,
+                name=f"transformer_decoder_{index}",
+            )
+        )
+    stack.append(keras.layers.LayerNormalization(epsilon=1e-5, name="final_layer_norm"))
+    stack.append(LanguageModelHead(len(vocabulary), name="language_model_head"))
+    return CausalLanguageModel(stack, vocabulary=vocabulary, name=name)

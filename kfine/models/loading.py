@@ -1,0 +1,86 @@
+"""Saving and loading kfine model directories (and bare `.keras` files)."""
+
+import json
+import os
+import zipfile
+
+import keras
+
+from kfine.errors import ModelError
+from kfine.io import atomic_directory
+
+MODEL_FILE = "model.keras"
+METADATA_FILE = "training.json"
+
+
+def model_file(path):
+    """Returns the `.keras` file of a model directory (or `path` if it is one)."""
+    if os.path.isdir(path):
+        path = os.path.join(path, MODEL_FILE)
+    if not os.path.exists(path):
+        raise ModelError(f"{path}: no such model file (expected a directory holding {MODEL_FILE}, or a .keras file)")
+    return path
+
+
+def load_model(path):
+    """Loads a kfine model from a directory or a `.keras` file, in safe mode.
+
+    Args:
+        path: str. A model directory written by `save_model` or a `.keras` file.
+
+    Returns:
+        The model; a `CausalLanguageModel` for kfine language models.
+
+    Raises:
+        ModelError: the path is missing, not a `.keras` archive, refused by
+            safe mode (e.g. it holds a Lambda layer), or not a language model.
+    """
+    import kfine.layers  # noqa: F401  (registers kfine's serializable layers)
+    from kfine.models.causal_lm import CausalLanguageModel
+
+    path = model_file(path)
+    if not zipfile.is_zipfile(path):
+        raise ModelError(f"{path}: not a .keras archive (corrupt or of another kind)")
+    try:
+        model = keras.models.load_model(path, safe_mode=True, compile=False)
+    except Exception as error:  # Keras raises many types; report them in one line
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ModelError(f"{path}: cannot load the model: {first_line}") from error
+    if not isinstance(model, CausalLanguageModel) or model.tokenizer is None:
+        raise ModelError(f"{path}: not a kfine language model (got {type(model).__name__} without a tokenizer)")
+    return model
+
+
+def load_metadata(path):
+    """Returns the training metadata saved beside a model ({} if none)."""
+    directory = path if os.path.isdir(path) else os.path.dirname(path)
+    metadata_path = os.path.join(directory, METADATA_FILE)
+    if not os.path.exists(metadata_path):
+        return {}
+    try:
+        with open(metadata_path, encoding="utf-8") as stream:
+            return json.load(stream)
+    except (OSError, ValueError) as error:
+        raise ModelError(f"{metadata_path}: unreadable metadata: {error}") from error
+
+
+def save_model(model, directory, metadata=None, card=None):
+    """Writes `model` (without optimizer state), its metadata and card, atomically.
+
+    Args:
+        model: a Keras model.
+        directory: str. Created or replaced as a whole.
+        metadata: dict. Written as `training.json`.
+        card: str. Markdown written as `README.md` (the model card).
+    """
+    # A fresh copy has no optimizer, so the artifact holds weights only.
+    inference_copy = model.__class__.from_config(model.get_config())
+    inference_copy.set_weights(model.get_weights())
+    with atomic_directory(directory) as staging:
+        inference_copy.save(os.path.join(staging, MODEL_FILE))
+        if metadata is not None:
+            with open(os.path.join(staging, METADATA_FILE), "w", encoding="utf-8") as stream:
+                json.dump(metadata, stream, indent=2, ensure_ascii=False)
+        if card is not None:
+            with open(os.path.join(staging, "README.md"), "w", encoding="utf-8") as stream:
+                stream.write(card)

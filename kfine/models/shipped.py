@@ -1,0 +1,21 @@
+"""Where the pretrained model that ships with kfine lives."""
+
+import os
+
+from kfine.errors import ModelError
+
+SHIPPED_MODEL = "geonames-lm"
+
+
+def shipped_model_path(name=SHIPPED_MODEL):
+    """Returns the directory of the shipped model `name`.
+
+    It is `saved_models/<name>` in a source checkout (and editable installs)
+    and `kfine/saved_models/<name>` in a wheel.
+    """
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for root in (os.path.join(package, "saved_models"), os.path.join(os.path.dirname(package), "saved_models")):
+        candidate = os.path.join(root, name)
+        if os.path.isdir(candidate):
+            return candidate
+    raise ModelError(f"the shipped model {name!r} is missing from saved_models/; pass --model DIR")

@@ -1,0 +1,42 @@
+"""The registry of fine-tuning methods the bench compares.
+
+A method is a function `(task, pretrained, seed, log_dir, quick, verbose) ->
+generator`: it loads the pretrained model from `pretrained`, fine-tunes it on
+`task` (a `FactTask`, whose `model_graph` is the only KG it may use), logs to
+TensorBoard under `log_dir`, and returns an object with
+`generate(prompts, max_new_tokens)` and `model` for evaluation.
+"""
+
+from kfine.errors import KfineError
+
+_METHODS = {}
+
+
+def register_method(name):
+    """Decorator that makes a method available to `kfine bench --methods`."""
+
+    def register(function):
+        if name in _METHODS:
+            raise ValueError(f"A method named {name!r} is already registered.")
+        _METHODS[name] = function
+        return function
+
+    return register
+
+
+def available_methods():
+    _load_builtin_methods()
+    return sorted(_METHODS)
+
+
+def get_method(name):
+    """Returns the method registered as `name`; KfineError names the known ones."""
+    _load_builtin_methods()
+    if name not in _METHODS:
+        raise KfineError(f"--methods: unknown method {name!r}; known methods: {', '.join(sorted(_METHODS))}")
+    return _METHODS[name]
+
+
+def _load_builtin_methods():
+    # Importing a method's module registers it.
+    import kfine.training.baseline  # noqa: F401

@@ -1,0 +1,52 @@
+"""Maximum-likelihood (next-token) training: pretraining and the baseline fine-tune."""
+
+import keras
+
+from kfine.training.data import token_batches
+
+
+def next_token_loss():
+    """Cross-entropy on logits that ignores `[PAD]` (id 0) targets."""
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0)
+
+
+def train_mle(
+    model,
+    sentences,
+    epochs,
+    batch_size=64,
+    learning_rate=1e-3,
+    seed=0,
+    callbacks=(),
+    verbose=1,
+    jit_compile=False,
+):
+    """Trains `model` on `sentences` with next-token cross-entropy.
+
+    Args:
+        model: `CausalLanguageModel`.
+        sentences: list of str.
+        epochs: int.
+        batch_size: int.
+        learning_rate: float. Peak AdamW learning rate (cosine decay to 10%).
+        seed: int. Seeds shuffling and dropout.
+        callbacks: Keras callbacks (TensorBoard, progress...).
+        verbose: Keras verbosity (1 = progress bar).
+        jit_compile: bool. Compile the train step with XLA.
+
+    Returns:
+        The Keras `History`.
+    """
+    keras.utils.set_random_seed(seed)
+    # Pad to the corpus' longest sentence, not the model's limit: attention
+    # and the output layer cost grows with it, and the shape stays static.
+    length = min(model.sequence_length, -(-model.tokenizer.longest_sequence(sentences) // 8) * 8)
+    dataset = token_batches(model.tokenizer, sentences, length - 1, batch_size, shuffle_seed=seed)
+    steps = max(1, epochs * -(-len(sentences) // batch_size))
+    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps, alpha=0.1)
+    model.compile(
+        optimizer=keras.optimizers.AdamW(learning_rate=schedule, weight_decay=0.01),
+        loss=next_token_loss(),
+        jit_compile=jit_compile,
+    )
+    return model.fit(dataset, epochs=epochs, callbacks=list(callbacks), verbose=verbose)
