@@ -13,9 +13,8 @@ def perplexity(model, sentences, batch_size=64):
     if not sentences:
         return float("nan")
     tokenizer = model.tokenizer
-    length = min(model.sequence_length, tokenizer.longest_sequence(sentences))
     total_nll, total_tokens = 0.0, 0
-    for inputs, targets in token_batches(tokenizer, sentences, length - 1, batch_size):
+    for inputs, targets in token_batches(tokenizer, sentences, model.sequence_length, batch_size):
         logits = model(inputs, training=False)
         nll = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets, logits=logits)
         weights = tf.cast(targets != tokenizer.pad_id, nll.dtype)

@@ -86,10 +86,12 @@ class Generator:
         length = min(_round_up(max(lengths) + max_new_tokens, 8), self.sequence_limit)
         buffer = np.zeros((_round_up(len(rows), 8), length), dtype="int32")
         mask = np.zeros_like(buffer, dtype=bool)
-        for row_index, row in enumerate(rows):
+        # Rows past the batch repeat the first prompt, so they reach [EOS]
+        # with it and never keep the loop running.
+        for row_index in range(len(buffer)):
+            row = rows[row_index] if row_index < len(rows) else rows[0]
             buffer[row_index, : len(row)] = row
             mask[row_index, : len(row)] = True
-        mask[len(rows) :, :1] = True  # padding rows: a lone [PAD] prompt
         output = self._loop(tf.constant(buffer), tf.constant(mask), tf.constant(min(lengths), tf.int32))
         output = output.numpy()
         completions = []

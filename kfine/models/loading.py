@@ -11,6 +11,7 @@ from kfine.io import atomic_directory
 
 MODEL_FILE = "model.keras"
 METADATA_FILE = "training.json"
+KERAS_HUB_CONFIG = "config.json"  # marks a keras-hub preset folder
 
 
 def model_file(path):
@@ -26,7 +27,9 @@ def load_model(path):
     """Loads a kfine model from a directory or a `.keras` file, in safe mode.
 
     Args:
-        path: str. A model directory written by `save_model` or a `.keras` file.
+        path: str. A model directory written by `save_model`, a `.keras` file,
+            or a keras-hub preset folder with a kfine vocabulary (see
+            `kfine.models.keras_hub_backbone`).
 
     Returns:
         The model; a `CausalLanguageModel` for kfine language models.
@@ -37,7 +40,10 @@ def load_model(path):
     """
     import kfine.layers  # noqa: F401  (registers kfine's serializable layers)
     from kfine.models.causal_lm import CausalLanguageModel
+    from kfine.models.keras_hub_backbone import load_keras_hub_preset
 
+    if os.path.isdir(path) and os.path.exists(os.path.join(path, KERAS_HUB_CONFIG)):
+        return load_keras_hub_preset(path)
     path = model_file(path)
     if not zipfile.is_zipfile(path):
         raise ModelError(f"{path}: not a .keras archive (corrupt or of another kind)")

@@ -102,10 +102,6 @@ class WordPieceTokenizer:
     def vocabulary_size(self):
         return len(self.vocabulary)
 
-    def longest_sequence(self, sentences):
-        """Token count of the longest sentence with `[BOS]` and `[EOS]` added."""
-        return max((len(row) for row in self.encode_batch(sentences, add_eos=True)), default=0)
-
     def token_to_id(self, token):
         return self._token_ids[token]
 

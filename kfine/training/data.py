@@ -2,36 +2,45 @@
 
 import tensorflow as tf
 
+# Padded lengths of the length buckets; sentences are padded to the smallest
+# bucket they fit, so short facts do not pay for the longest one.
+_BUCKET_LENGTHS = (16, 24, 32, 48, 64, 96, 128, 256, 512)
+
 
 def token_batches(tokenizer, sentences, sequence_length, batch_size, shuffle_seed=None):
     """Returns a `tf.data.Dataset` of `(inputs, targets)` for causal LM training.
 
-    Each sentence becomes `[BOS] tokens [EOS]`, cut or right-padded with
-    `[PAD]` to `sequence_length + 1`; inputs drop the last position and
-    targets the first. Tokenization runs in-graph (tensorflow-text), batches
-    have a static shape (so XLA compiles once), and `[PAD]` targets carry no
-    loss (`ignore_class=0` in the loss).
+    Each sentence becomes `[BOS] tokens [EOS]`, cut to `sequence_length + 1`
+    tokens; inputs drop the last position and targets the first. Tokenization
+    runs in-graph (tensorflow-text). Batches group sentences of similar length
+    and are right-padded with `[PAD]` to a few fixed lengths, so the train step
+    is traced once per bucket and little compute goes to padding; `[PAD]`
+    targets carry no loss (`ignore_class=0` in the loss).
 
     Args:
         tokenizer: `WordPieceTokenizer`.
         sentences: list of str.
-        sequence_length: int. Model input length.
+        sequence_length: int. Longest model input.
         batch_size: int.
         shuffle_seed: int or None. Shuffle each epoch with this seed; None keeps order.
     """
     dataset = tf.data.Dataset.from_tensor_slices(list(sentences))
     if shuffle_seed is not None:
         dataset = dataset.shuffle(len(sentences), seed=shuffle_seed, reshuffle_each_iteration=True)
-    dataset = dataset.batch(batch_size)
 
-    def to_examples(batch):
-        ids = tokenizer.tokenize(batch)
-        rows = ids.nrows()
-        bos = tf.fill([rows, 1], tokenizer.bos_id)
-        eos = tf.fill([rows, 1], tokenizer.eos_id)
-        ids = tf.concat([bos, ids, eos], axis=1)
-        dense = ids.to_tensor(default_value=tokenizer.pad_id, shape=[None, sequence_length + 1])
-        dense = tf.ensure_shape(dense, [None, sequence_length + 1])
-        return dense[:, :-1], dense[:, 1:]
+    def to_ids(sentence):
+        ids = tokenizer.tokenize(sentence)
+        ids = tf.concat([[tokenizer.bos_id], ids, [tokenizer.eos_id]], axis=0)
+        return ids[: sequence_length + 1]
 
-    return dataset.map(to_examples, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+    boundaries = [length + 1 for length in _BUCKET_LENGTHS if length < sequence_length + 1]
+    boundaries.append(sequence_length + 2)
+    dataset = dataset.map(to_ids, num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = dataset.bucket_by_sequence_length(
+        element_length_func=lambda ids: tf.shape(ids)[0],
+        bucket_boundaries=boundaries,
+        bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
+        padding_values=tokenizer.pad_id,
+        pad_to_bucket_boundary=True,
+    )
+    return dataset.map(lambda ids: (ids[:, :-1], ids[:, 1:])).prefetch(tf.data.AUTOTUNE)

@@ -1,5 +1,7 @@
 """Maximum-likelihood (next-token) training: pretraining and the baseline fine-tune."""
 
+import warnings
+
 import keras
 
 from kfine.training.data import token_batches
@@ -38,10 +40,7 @@ def train_mle(
         The Keras `History`.
     """
     keras.utils.set_random_seed(seed)
-    # Pad to the corpus' longest sentence, not the model's limit: attention
-    # and the output layer cost grows with it, and the shape stays static.
-    length = min(model.sequence_length, -(-model.tokenizer.longest_sequence(sentences) // 8) * 8)
-    dataset = token_batches(model.tokenizer, sentences, length - 1, batch_size, shuffle_seed=seed)
+    dataset = token_batches(model.tokenizer, sentences, model.sequence_length, batch_size, shuffle_seed=seed)
     steps = max(1, epochs * -(-len(sentences) // batch_size))
     schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps, alpha=0.1)
     model.compile(
@@ -49,4 +48,8 @@ def train_mle(
         loss=next_token_loss(),
         jit_compile=jit_compile,
     )
-    return model.fit(dataset, epochs=epochs, callbacks=list(callbacks), verbose=verbose)
+    with warnings.catch_warnings():
+        # Length bucketing hides the dataset's size from Keras, which then
+        # warns once per run that the first epoch "ran out of data".
+        warnings.filterwarnings("ignore", message="Your input ran out of data")
+        return model.fit(dataset, epochs=epochs, callbacks=list(callbacks), verbose=verbose, shuffle=False)
