@@ -41,6 +41,15 @@ def run_bench(task_files, pretrained, methods, seeds, out_dir, quick=False, verb
         # Same KG the model was pretrained on: reuse its split, so held-out
         # subjects stay unseen.
         task = FactTask(task.knowledge_graph, task.templates, split_seed=metadata["split_seed"], size=task.size)
+    stats = task.knowledge_graph.stats()
+    echo(f"knowledge graph: {stats['num_entities']} entities, {stats['num_relations']} relations, "
+         f"{stats['num_triples']} triples, {stats['num_aliases']} aliases; triples per relation: "
+         + ", ".join(f"{name} {count}" for name, count in stats["triples_per_relation"].items()))
+    echo(f"splits (by subject, seed {task.split_seed}): "
+         + ", ".join(f"{group} {len(getattr(task.splits, group))}" for group in ("pretrain", "finetune", "heldout", "unknown"))
+         + f" facts; fine-tuning on {len(task.finetune_sentences)} sentences")
+    for prompt, gold in task.evaluation_prompts("heldout")[:3]:
+        echo(f"  e.g. held-out prompt: {prompt.text!r} -> {sorted(gold)}")
     per_seed = {}  # (method, split, metric) -> [value per seed]
     prompt_counts = {}
     for method in methods:
