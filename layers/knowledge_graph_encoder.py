@@ -1,0 +1,325 @@
+"""Relational message passing (R-GCN) over a knowledge graph's entities."""
+
+import keras
+import numpy as np
+
+from kfine.errors import ModelError
+
+
+@keras.saving.register_keras_serializable(package="kfine")
+class KnowledgeGraphEncoder(keras.layers.Layer):
+    """Encodes every entity of a knowledge graph from its neighbourhood.
+
+    The layer owns an entity table and refines it with `num_layers` rounds of
+    R-GCN message passing (Schlichtkrull et al., 2018). Every fact
+    `(subject, relation, object)` sends a message along the relation and one
+    back along its inverse, so there are `2 * num_relations` relation-specific
+    transforms. One round computes, for every entity `i`,
+
+        h_i' = h_i + act(W_self h_i + b + sum_r 1/c_{i,r} sum_{j in N_r(i)} W_r h_j)
+
+    where `N_r(i)` are the entities sending to `i` along relation `r` and
+    `c_{i,r} = |N_r(i)|`; the `h_i +` is a residual connection. Messages
+    are gathered with `keras.ops.take` and pooled with
+    `keras.ops.segment_sum` over static index arrays, so the layer runs
+    under `jit_compile=True`.
+
+    Row 0 of the table stands for "no entity" (the `EntityLinker` writes
+    entity `i` as `i + 1` and 0 outside mentions) and is always zero in
+    the output, so `layer(entity_ids)` can be fed linker output directly.
+
+    Built from a `KnowledgeGraph`, the layer stores the graph's edges as
+    non-trainable int32 weights: they are saved with the weights of a
+    `.keras` file, while the config holds only counts, sizes and the
+    graph's fingerprint, so `keras.models.load_model` rebuilds the layer
+    without the graph.
+
+    The layer also owns `relation_embeddings`, one vector per relation and
+    inverse relation (inverse of `r` is `r + num_relations`). Message passing
+    does not read them; layers that read facts (`KnowledgeInjectionLayer`)
+    use them as keys, so they train only inside such a layer.
+
+    Args:
+        knowledge_graph: `kfine.knowledge.KnowledgeGraph` or None. The graph
+            whose counts, fingerprint and edges the layer takes. None when
+            the counts are given instead (as `from_config` does); the edges
+            then come from the saved weights.
+        embedding_dim: int. Size of every entity and relation vector.
+        num_layers: int. Rounds of message passing; 0 leaves a plain
+            embedding table.
+        activation: activation of every round.
+        initial_embeddings: float array of shape
+            `(num_entities, embedding_dim)` or None. Pretrained KG embeddings
+            (row `i` for entity id `i`) that initialize the table. Not part
+            of the config: after saving, the trained table is in the weights.
+        dropout: float. Dropout rate on every round's update.
+        num_entities: int or None. Number of entities; taken from
+            `knowledge_graph` when given.
+        num_relations: int or None. Number of relations (not counting
+            inverses); taken from `knowledge_graph` when given.
+        num_edges: int or None. Number of facts; taken from
+            `knowledge_graph` when given.
+        kg_fingerprint: str or None. `knowledge_graph.fingerprint()`, kept so
+            that `check_knowledge_graph` can tell whether entity ids match.
+        embeddings_initializer: initializer for the entity table (unless
+            `initial_embeddings` is given) and the relation embeddings.
+        kernel_initializer: initializer for the self and relation transforms.
+        **kwargs: standard `keras.layers.Layer` arguments.
+
+    Call arguments:
+        entity_ids: int tensor of any shape, or None. Rows of the table:
+            entity id + 1, 0 for no entity.
+        training: bool. Whether dropout is active.
+
+    Returns:
+        For `entity_ids`, a float tensor of shape
+        `(*entity_ids.shape, embedding_dim)` (zeros where the id is 0); for
+        None, the whole table of shape `(num_entities + 1, embedding_dim)`.
+
+    Example:
+
+    >>> kg = KnowledgeGraph([("France", "capital", "Paris")])
+    >>> encoder = KnowledgeGraphEncoder(kg, embedding_dim=8)
+    >>> encoder().shape
+    (3, 8)
+    >>> encoder(keras.ops.array([[0, 2]])).shape
+    (1, 2, 8)
+    """
+
+    def __init__(
+        self,
+        knowledge_graph=None,
+        embedding_dim=64,
+        num_layers=1,
+        activation="gelu",
+        initial_embeddings=None,
+        dropout=0.0,
+        num_entities=None,
+        num_relations=None,
+        num_edges=None,
+        kg_fingerprint=None,
+        embeddings_initializer="uniform",
+        kernel_initializer="glorot_uniform",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        _check_positive_int("embedding_dim", embedding_dim)
+        if not _is_int(num_layers) or num_layers < 0:
+            raise ValueError(f"`num_layers` must be a non-negative int. Received: num_layers={num_layers}")
+        _check_rate("dropout", dropout)
+        counts = {"num_entities": num_entities, "num_relations": num_relations, "num_edges": num_edges}
+        if knowledge_graph is not None:
+            counts, kg_fingerprint = _counts_from_graph(knowledge_graph, counts, kg_fingerprint)
+        _check_counts(counts)
+        if kg_fingerprint is not None and not isinstance(kg_fingerprint, str):
+            raise ValueError(f"`kg_fingerprint` must be a str or None. Received: kg_fingerprint={kg_fingerprint!r}")
+
+        self.embedding_dim = embedding_dim
+        self.num_layers = num_layers
+        self.activation = keras.activations.get(activation)
+        self.dropout = dropout
+        self.num_entities = int(counts["num_entities"])
+        self.num_relations = int(counts["num_relations"])
+        self.num_edges = int(counts["num_edges"])
+        self.kg_fingerprint = kg_fingerprint
+        self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        # Kept only until `build` writes them into weights; never in the config.
+        self._edges = knowledge_graph.adjacency() if knowledge_graph is not None else None
+        self._initial_embeddings = self._check_initial_embeddings(initial_embeddings)
+
+        # === Layers ===
+        self.dropout_layer = keras.layers.Dropout(dropout, dtype=self.dtype_policy, name="dropout")
+
+    def _check_initial_embeddings(self, initial_embeddings):
+        if initial_embeddings is None:
+            return None
+        array = np.asarray(initial_embeddings)
+        expected = (self.num_entities, self.embedding_dim)
+        if array.shape != expected or not np.issubdtype(array.dtype, np.number):
+            raise ValueError(
+                f"`initial_embeddings` must be a numeric array of shape (num_entities, embedding_dim) = {expected}. "
+                f"Received: an array of dtype={array.dtype}, shape={array.shape}"
+            )
+        if not np.all(np.isfinite(array)):
+            raise ValueError("`initial_embeddings` must be finite. Received: an array with NaN or infinite values")
+        return array
+
+    def build(self, entity_ids_shape=None):
+        rows, dim = self.num_entities + 1, self.embedding_dim
+        num_directed = 2 * self.num_relations
+        self.entity_embeddings = self.add_weight(
+            name="entity_embeddings", shape=(rows, dim), initializer=self.embeddings_initializer
+        )
+        if self._initial_embeddings is not None:
+            table = np.concatenate([np.zeros((1, dim)), self._initial_embeddings])
+            self.entity_embeddings.assign(table.astype(self.entity_embeddings.dtype))
+        self.relation_embeddings = self.add_weight(
+            name="relation_embeddings", shape=(num_directed, dim), initializer=self.embeddings_initializer
+        )
+        # The edges are data, not parameters: int32 weights that fit() leaves
+        # alone but .keras files save, so the config stays small.
+        self.edge_sources, self.edge_relations, self.edge_targets = (
+            self.add_weight(name=name, shape=(self.num_edges,), dtype="int32", initializer="zeros", trainable=False)
+            for name in ("edge_sources", "edge_relations", "edge_targets")
+        )
+        if self._edges is not None:
+            for weight, values in zip((self.edge_sources, self.edge_relations, self.edge_targets), self._edges):
+                weight.assign(np.asarray(values, dtype="int32"))
+        self.self_kernels, self.relation_kernels, self.biases = [], [], []
+        for index in range(self.num_layers):
+            self.self_kernels.append(
+                self.add_weight(name=f"self_kernel_{index}", shape=(dim, dim), initializer=self.kernel_initializer)
+            )
+            self.relation_kernels.append(
+                self.add_weight(
+                    name=f"relation_kernel_{index}",
+                    shape=(num_directed, dim, dim),
+                    initializer=self.kernel_initializer,
+                )
+            )
+            self.biases.append(self.add_weight(name=f"bias_{index}", shape=(dim,), initializer="zeros"))
+        self.dropout_layer.build((rows, dim))
+        self._edges = self._initial_embeddings = None
+
+    def entity_table(self, training=False):
+        """Returns the encoded table, `(num_entities + 1, embedding_dim)` in the compute dtype; row 0 is zeros."""
+        if not self.built:
+            self.build()
+        dtype = self.compute_dtype
+        rows, dim = self.num_entities + 1, self.embedding_dim
+        num_directed = 2 * self.num_relations
+        is_entity = keras.ops.cast(keras.ops.arange(rows) > 0, dtype)[:, None]
+        states = keras.ops.cast(self.entity_embeddings, dtype) * is_entity
+        if self.num_layers == 0:
+            return states
+
+        # Weights hold entity ids; table rows are ids + 1. Each fact sends
+        # subject -> object along r and object -> subject along r + R.
+        sources = keras.ops.cast(self.edge_sources, "int32") + 1
+        targets = keras.ops.cast(self.edge_targets, "int32") + 1
+        relations = keras.ops.cast(self.edge_relations, "int32")
+        senders = keras.ops.concatenate([sources, targets])
+        receivers = keras.ops.concatenate([targets, sources])
+        directed_relations = keras.ops.concatenate([relations, relations + self.num_relations])
+        # One segment per (receiver, relation): its mean is the 1/c_{i,r} sum.
+        segments = receivers * num_directed + directed_relations
+        num_segments = rows * num_directed
+        counts = keras.ops.segment_sum(
+            keras.ops.ones_like(segments, dtype="float32"), segments, num_segments=num_segments
+        )
+        edge_weights = keras.ops.cast(1.0 / keras.ops.maximum(keras.ops.take(counts, segments), 1.0), dtype)
+
+        for self_kernel, relation_kernel, bias in zip(self.self_kernels, self.relation_kernels, self.biases):
+            messages = keras.ops.take(states, senders, axis=0) * edge_weights[:, None]
+            pooled = keras.ops.segment_sum(messages, segments, num_segments=num_segments)
+            # (rows, 2R * dim) @ (2R * dim, dim) applies every W_r to its own mean at once.
+            pooled = keras.ops.reshape(pooled, (rows, num_directed * dim))
+            update = (
+                keras.ops.matmul(states, keras.ops.cast(self_kernel, dtype))
+                + keras.ops.matmul(pooled, keras.ops.reshape(keras.ops.cast(relation_kernel, dtype), (-1, dim)))
+                + keras.ops.cast(bias, dtype)
+            )
+            update = self.dropout_layer(self.activation(update), training=training)
+            states = (states + update) * is_entity
+        return states
+
+    def call(self, entity_ids=None, training=None):
+        table = self.entity_table(training=training)
+        if entity_ids is None:
+            return table
+        return keras.ops.take(table, keras.ops.cast(entity_ids, "int32"), axis=0)
+
+    def check_knowledge_graph(self, knowledge_graph):
+        """Raises `ModelError` unless `knowledge_graph` is the graph the layer was built from."""
+        check_fingerprint(self, knowledge_graph)
+
+    def compute_output_shape(self, entity_ids_shape=None):
+        if entity_ids_shape is None:
+            return (self.num_entities + 1, self.embedding_dim)
+        return (*entity_ids_shape, self.embedding_dim)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "embedding_dim": self.embedding_dim,
+                "num_layers": self.num_layers,
+                "activation": keras.activations.serialize(self.activation),
+                "dropout": self.dropout,
+                "num_entities": self.num_entities,
+                "num_relations": self.num_relations,
+                "num_edges": self.num_edges,
+                "kg_fingerprint": self.kg_fingerprint,
+                "embeddings_initializer": keras.initializers.serialize(self.embeddings_initializer),
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+            }
+        )
+        return config
+
+
+def check_fingerprint(layer, knowledge_graph):
+    """Raises `ModelError` unless `knowledge_graph` has the fingerprint `layer.kg_fingerprint`.
+
+    Entity ids are positions in a graph's sorted entity list, so a layer
+    trained on one graph reads another graph's ids as the wrong entities.
+    """
+    if layer.kg_fingerprint is None:
+        raise ModelError(
+            f"Layer {layer.name!r} was built without a knowledge-graph fingerprint, "
+            f"so it cannot check that {knowledge_graph.name!r} is the graph it was trained on."
+        )
+    fingerprint = knowledge_graph.fingerprint()
+    if fingerprint != layer.kg_fingerprint:
+        raise ModelError(
+            f"Layer {layer.name!r} was built for the knowledge graph with fingerprint {layer.kg_fingerprint[:12]}, "
+            f"but {knowledge_graph.name!r} has fingerprint {fingerprint[:12]}: its entity ids would not match; "
+            "use the graph the layer was trained on, or build a new layer from this graph."
+        )
+
+
+def _counts_from_graph(knowledge_graph, counts, kg_fingerprint):
+    """Returns `(counts, fingerprint)` of `knowledge_graph`; raises if given ones disagree."""
+    actual = {
+        "num_entities": knowledge_graph.num_entities,
+        "num_relations": knowledge_graph.num_relations,
+        "num_edges": knowledge_graph.num_triples,
+    }
+    for name, value in counts.items():
+        if value is not None and value != actual[name]:
+            raise ValueError(
+                f"`{name}` disagrees with the knowledge graph, which has {actual[name]}. Received: {name}={value}"
+            )
+    fingerprint = knowledge_graph.fingerprint()
+    if kg_fingerprint is not None and kg_fingerprint != fingerprint:
+        raise ValueError(
+            f"`kg_fingerprint` is not the knowledge graph's ({fingerprint}). Received: kg_fingerprint={kg_fingerprint!r}"
+        )
+    return actual, fingerprint
+
+
+def _check_counts(counts):
+    missing = [name for name, value in counts.items() if value is None]
+    if missing:
+        raise ValueError(
+            "Pass a `knowledge_graph`, or all of `num_entities`, `num_relations` and `num_edges`. "
+            f"Received: {', '.join(f'{name}=None' for name in missing)}"
+        )
+    _check_positive_int("num_entities", counts["num_entities"])
+    _check_positive_int("num_relations", counts["num_relations"])
+    if not _is_int(counts["num_edges"]) or counts["num_edges"] < 0:
+        raise ValueError(f"`num_edges` must be a non-negative int. Received: num_edges={counts['num_edges']}")
+
+
+def _is_int(value):
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def _check_positive_int(name, value):
+    if not _is_int(value) or value < 1:
+        raise ValueError(f"`{name}` must be a positive int. Received: {name}={value!r}")
+
+
+def _check_rate(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise ValueError(f"`{name}` must be a float in [0, 1). Received: {name}={value!r}")

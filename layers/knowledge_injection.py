@@ -1,0 +1,455 @@
+"""Injects knowledge-graph entities and their facts into a model's hidden states."""
+
+import keras
+import numpy as np
+
+from kfine.layers.knowledge_graph_encoder import (
+    KnowledgeGraphEncoder,
+    _check_positive_int,
+    _check_rate,
+    check_fingerprint,
+)
+
+MODES = ("concat", "gated", "add")
+# Score of what must never be picked (padding facts, entity row 0); finite,
+# so that no arithmetic on it gives NaN.
+_LARGE_NEGATIVE = -1e9
+
+
+@keras.saving.register_keras_serializable(package="kfine")
+class KnowledgeInjectionLayer(keras.layers.Layer):
+    """Fuses the knowledge-graph entity at each position into the hidden states.
+
+    At every position the layer finds an entity: the one the `EntityLinker`
+    linked there or, with `carry_entities=True`, the most recent one linked
+    at or before it, so the position just before an answer still knows the
+    subject of the sentence. It then reads two vectors of size `entity_dim`:
+
+    - the entity representation: the entity's row of a
+      `KnowledgeGraphEncoder` (R-GCN over the whole graph);
+    - the relation representation: a key-value memory read over the
+      entity's outgoing facts (KnowBERT / memory-network style). The keys are
+      the facts' relation embeddings, the values the objects' encoder rows
+      plus the relation embeddings, the query a projection of the hidden
+      state; softmax attention over the entity's facts.
+
+    Both are zeros where there is no entity (and the read is zeros for an
+    entity without facts). How they join the hidden states depends on
+    `mode`:
+
+    - `"concat"`: `concat([hidden, entity, relation])`, of size
+      `hidden_dim + 2 * entity_dim` (the design documents' behaviour);
+    - `"gated"` (ERNIE-style): `hidden + g * W_k k` with
+      `g = sigmoid(W_t hidden + W_e k + b)` and `k = [entity; relation]`;
+    - `"add"`: `hidden + W_k k`.
+
+    In `"gated"` and `"add"` modes the output keeps `hidden_dim` and
+    positions without an entity pass through unchanged (`W_k` has no bias).
+
+    The facts are stored as non-trainable int32 weights of shape
+    `(num_entities + 1, max_degree)`: relation ids, and object rows
+    (entity id + 1, 0 for padding, which also marks the slot invalid).
+    An entity with more than `max_facts` facts keeps `max_facts` of them,
+    taken in turn from each of its relations so that every relation stays
+    readable.
+
+    The layer also scores every entity from a feature vector
+    (`entity_scores`): an entity output head tied to the encoder's table.
+
+    Args:
+        knowledge_graph: `kfine.knowledge.KnowledgeGraph` or None. Needed
+            unless the layer is rebuilt from its config (then `encoder`,
+            `num_entities`, `num_relations` and `max_degree` are given and
+            the facts come from the saved weights).
+        mode: str. One of `"concat"`, `"gated"`, `"add"`.
+        encoder: `KnowledgeGraphEncoder` or None. The entity encoder; by
+            default one is built from `knowledge_graph` with `entity_dim`.
+        entity_dim: int. Size of the entity and relation representations;
+            must equal `encoder.embedding_dim` when an encoder is given.
+        carry_entities: bool. Whether positions without a mention take the
+            most recent entity before them.
+        max_facts: int or None. Most facts read per entity; None reads all.
+        entity_head: bool. Whether to build the projection `entity_scores`
+            needs. Its weights get no gradient when a model never calls
+            `entity_scores` (Keras then warns once that they have none).
+        dropout: float. Dropout rate on the entity and relation
+            representations.
+        initial_embeddings: float array `(num_entities, entity_dim)` or
+            None. Pretrained KG embeddings for the encoder this layer builds.
+        kernel_initializer: initializer of the layer's projections.
+        num_entities: int or None. From `knowledge_graph` when given.
+        num_relations: int or None. From `knowledge_graph` when given.
+        max_degree: int or None. Fact slots per entity; from
+            `knowledge_graph` and `max_facts` when given.
+        kg_fingerprint: str or None. From `knowledge_graph` when given.
+        **kwargs: standard `keras.layers.Layer` arguments.
+
+    Call arguments:
+        inputs: a list `[hidden_states, entity_ids]`: float
+            `(batch, sequence, hidden_dim)` and int `(batch, sequence)`
+            (linker output: entity id + 1, 0 for no entity).
+        mask: optional; the hidden states' mask is passed through.
+        training: bool. Whether dropout is active.
+
+    Returns:
+        `(batch, sequence, hidden_dim + 2 * entity_dim)` in `"concat"` mode,
+        `(batch, sequence, hidden_dim)` otherwise, in the compute dtype.
+
+    Example:
+
+    >>> kg = KnowledgeGraph([("France", "capital", "Paris")])
+    >>> layer = KnowledgeInjectionLayer(kg, entity_dim=8)
+    >>> hidden = keras.ops.zeros((1, 3, 16))
+    >>> entity_ids = keras.ops.array([[1, 0, 0]])  # "France" then two other tokens
+    >>> layer([hidden, entity_ids]).shape
+    (1, 3, 32)
+    """
+
+    def __init__(
+        self,
+        knowledge_graph=None,
+        mode="concat",
+        encoder=None,
+        entity_dim=64,
+        carry_entities=True,
+        max_facts=None,
+        entity_head=True,
+        dropout=0.0,
+        initial_embeddings=None,
+        kernel_initializer="glorot_uniform",
+        num_entities=None,
+        num_relations=None,
+        max_degree=None,
+        kg_fingerprint=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        if mode not in MODES:
+            raise ValueError(f"`mode` must be one of {MODES}. Received: mode={mode!r}")
+        _check_positive_int("entity_dim", entity_dim)
+        if not isinstance(carry_entities, bool):
+            raise ValueError(f"`carry_entities` must be a bool. Received: carry_entities={carry_entities!r}")
+        if max_facts is not None:
+            _check_positive_int("max_facts", max_facts)
+        if not isinstance(entity_head, bool):
+            raise ValueError(f"`entity_head` must be a bool. Received: entity_head={entity_head!r}")
+        _check_rate("dropout", dropout)
+        encoder = self._make_encoder(knowledge_graph, encoder, entity_dim, initial_embeddings)
+        self._check_matches_encoder(encoder, num_entities, num_relations, kg_fingerprint)
+
+        self._facts = None  # Written into weights by `build`; never in the config.
+        if knowledge_graph is not None:
+            self._facts = _fact_table(knowledge_graph, max_facts)
+            degree = self._facts[0].shape[1]
+            if max_degree is not None and max_degree != degree:
+                raise ValueError(
+                    f"`max_degree` disagrees with the knowledge graph, which gives {degree}. "
+                    f"Received: max_degree={max_degree}"
+                )
+            max_degree = degree
+        elif max_degree is None:
+            raise ValueError(
+                "Pass a `knowledge_graph`, or `max_degree` with an `encoder` (as `from_config` does). "
+                "Received: knowledge_graph=None, max_degree=None"
+            )
+        _check_positive_int("max_degree", max_degree)
+
+        self.mode = mode
+        self.encoder = encoder
+        self.entity_dim = entity_dim
+        self.carry_entities = carry_entities
+        self.max_facts = max_facts
+        self.entity_head = entity_head
+        self.dropout = dropout
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.num_entities = encoder.num_entities
+        self.num_relations = encoder.num_relations
+        self.max_degree = int(max_degree)
+        self.kg_fingerprint = encoder.kg_fingerprint
+        self.supports_masking = True
+
+        # === Layers ===
+        # Sublayers whose input size is the hidden size are made in `build`.
+        self.dropout_layer = keras.layers.Dropout(dropout, dtype=self.dtype_policy, name="dropout")
+
+    def _make_encoder(self, knowledge_graph, encoder, entity_dim, initial_embeddings):
+        if encoder is None:
+            if knowledge_graph is None:
+                raise ValueError(
+                    "Pass a `knowledge_graph` (or an `encoder` with `max_degree`, as `from_config` does). "
+                    "Received: knowledge_graph=None, encoder=None"
+                )
+            return KnowledgeGraphEncoder(
+                knowledge_graph,
+                embedding_dim=entity_dim,
+                initial_embeddings=initial_embeddings,
+                dtype=self.dtype_policy,
+                name="knowledge_graph_encoder",
+            )
+        if not isinstance(encoder, KnowledgeGraphEncoder):
+            raise ValueError(f"`encoder` must be a KnowledgeGraphEncoder. Received: encoder={encoder!r}")
+        if initial_embeddings is not None:
+            raise ValueError(
+                "`initial_embeddings` initialize the encoder this layer builds; pass them to the given "
+                "encoder instead. Received: an `encoder` and `initial_embeddings`"
+            )
+        if encoder.embedding_dim != entity_dim:
+            raise ValueError(
+                f"`entity_dim` must equal the encoder's embedding_dim ({encoder.embedding_dim}). "
+                f"Received: entity_dim={entity_dim}"
+            )
+        if knowledge_graph is not None and encoder.kg_fingerprint != knowledge_graph.fingerprint():
+            raise ValueError(
+                "`encoder` was built for another knowledge graph than `knowledge_graph`. "
+                f"Received: encoder.kg_fingerprint={encoder.kg_fingerprint!r}, "
+                f"knowledge_graph.fingerprint()={knowledge_graph.fingerprint()!r}"
+            )
+        return encoder
+
+    @staticmethod
+    def _check_matches_encoder(encoder, num_entities, num_relations, kg_fingerprint):
+        given = {"num_entities": num_entities, "num_relations": num_relations, "kg_fingerprint": kg_fingerprint}
+        for name, value in given.items():
+            actual = getattr(encoder, name)
+            if value is not None and value != actual:
+                raise ValueError(f"`{name}` disagrees with the encoder, which has {actual!r}. Received: {name}={value!r}")
+
+    def build(self, input_shape):
+        hidden_shape, entity_ids_shape = _split_shapes(input_shape)
+        if entity_ids_shape is None:
+            # The place for a hidden-states-only mode (the `model.add` path), as in `call`.
+            raise ValueError(_NEEDS_ENTITY_IDS)
+        if len(hidden_shape) != 3 or hidden_shape[-1] is None or len(entity_ids_shape) != 2:
+            raise ValueError(
+                "KnowledgeInjectionLayer expects hidden states of shape (batch, sequence, hidden_dim) with a known "
+                f"hidden_dim and entity ids of shape (batch, sequence). Received: shapes {hidden_shape} and "
+                f"{entity_ids_shape}"
+            )
+        hidden_dim = hidden_shape[-1]
+        knowledge_dim = 2 * self.entity_dim
+        if not self.encoder.built:
+            self.encoder.build()
+
+        rows = self.num_entities + 1
+        self.fact_relations, self.fact_objects = (
+            self.add_weight(
+                name=name, shape=(rows, self.max_degree), dtype="int32", initializer="zeros", trainable=False
+            )
+            for name in ("fact_relations", "fact_objects")
+        )
+        if self._facts is not None:
+            self.fact_relations.assign(self._facts[0])
+            self.fact_objects.assign(self._facts[1])
+            self._facts = None
+
+        # === Layers ===
+        self.memory_query = self._dense(self.entity_dim, "memory_query", hidden_dim)
+        if self.entity_head:
+            self.entity_projection = self._dense(self.entity_dim, "entity_projection", hidden_dim)
+        if self.mode == "gated":
+            self.token_gate = self._dense(hidden_dim, "token_gate", hidden_dim)
+            self.knowledge_gate = self._dense(hidden_dim, "knowledge_gate", knowledge_dim, use_bias=False)
+        if self.mode in ("gated", "add"):
+            # No bias: positions without an entity (zero knowledge) pass through unchanged.
+            self.knowledge_projection = self._dense(hidden_dim, "knowledge_projection", knowledge_dim, use_bias=False)
+        self.dropout_layer.build((None, None, knowledge_dim))
+
+    def _dense(self, units, name, input_dim, use_bias=True):
+        layer = keras.layers.Dense(
+            units,
+            use_bias=use_bias,
+            kernel_initializer=self.kernel_initializer,
+            dtype=self.dtype_policy,
+            name=name,
+        )
+        layer.build((None, None, input_dim))
+        return layer
+
+    def call(self, inputs, mask=None, training=None):
+        hidden_states, entity_ids = _split_inputs(inputs)
+        if entity_ids is None:
+            # The place for a hidden-states-only mode (the `model.add` path).
+            raise ValueError(_NEEDS_ENTITY_IDS)
+        entity_rows = self.entity_rows(entity_ids)
+        table = self.encoder.entity_table(training=training)
+        entity_states = keras.ops.take(table, entity_rows, axis=0)
+        relation_states = self._read_facts(hidden_states, entity_rows, table)
+        knowledge = self.dropout_layer(
+            keras.ops.concatenate([entity_states, relation_states], axis=-1), training=training
+        )
+        return self._fuse(hidden_states, knowledge)
+
+    def entity_rows(self, entity_ids):
+        """Returns the table row (entity id + 1, or 0) the layer reads at each position of `entity_ids`.
+
+        With `carry_entities`, a position without a mention takes the most
+        recent mention at or before it. Computed without a loop: `rank`
+        counts the mentions up to each position, the linked ids are summed
+        into one segment per rank (only the rank-k mention token adds a
+        non-zero id to segment k), and each position reads its rank's
+        segment.
+        """
+        entity_ids = keras.ops.cast(entity_ids, "int32")
+        if not self.carry_entities:
+            return entity_ids
+        linked = entity_ids > 0
+        rank = keras.ops.cumsum(keras.ops.cast(linked, "int32"), axis=1)
+        batch_size, sequence_length = keras.ops.shape(entity_ids)[0], keras.ops.shape(entity_ids)[1]
+        num_ranks = sequence_length + 1
+        segments = keras.ops.arange(batch_size, dtype="int32")[:, None] * num_ranks + rank
+        by_rank = keras.ops.segment_sum(
+            keras.ops.reshape(keras.ops.where(linked, entity_ids, 0), (-1,)),
+            keras.ops.reshape(segments, (-1,)),
+            num_segments=batch_size * num_ranks,
+        )
+        by_rank = keras.ops.reshape(by_rank, (batch_size, num_ranks))
+        return keras.ops.take_along_axis(by_rank, rank, axis=1)
+
+    def _read_facts(self, hidden_states, entity_rows, table):
+        """Attention of a query from `hidden_states` over the facts of each position's entity."""
+        dtype = self.compute_dtype
+        relations = keras.ops.take(keras.ops.cast(self.fact_relations, "int32"), entity_rows, axis=0)
+        objects = keras.ops.take(keras.ops.cast(self.fact_objects, "int32"), entity_rows, axis=0)
+        valid = objects > 0
+        keys = keras.ops.take(keras.ops.cast(self.encoder.relation_embeddings, dtype), relations, axis=0)
+        values = keras.ops.take(table, objects, axis=0) + keys
+        query = self.memory_query(hidden_states)
+        scores = keras.ops.einsum("btd,btkd->btk", query, keys)
+        # Softmax in float32 so that the mask value and sums are exact under mixed precision.
+        scores = keras.ops.cast(scores, "float32") / np.sqrt(self.entity_dim).astype("float32")
+        # A softmax over the valid slots only; an entity without facts has
+        # none, and its read is zeros rather than a mean of padding.
+        scores = keras.ops.where(valid, scores, _LARGE_NEGATIVE)
+        exponents = keras.ops.exp(scores - keras.ops.max(scores, axis=-1, keepdims=True))
+        exponents = exponents * keras.ops.cast(valid, "float32")
+        total = keras.ops.sum(exponents, axis=-1, keepdims=True)
+        weights = keras.ops.cast(exponents / keras.ops.maximum(total, 1e-30), dtype)
+        return keras.ops.einsum("btk,btkd->btd", weights, values)
+
+    def _fuse(self, hidden_states, knowledge):
+        if self.mode == "concat":
+            return keras.ops.concatenate([hidden_states, knowledge], axis=-1)
+        update = self.knowledge_projection(knowledge)
+        if self.mode == "gated":
+            update = keras.ops.sigmoid(self.token_gate(hidden_states) + self.knowledge_gate(knowledge)) * update
+        return hidden_states + update
+
+    def entity_scores(self, features, training=False):
+        """Scores every KG entity from `features` (an entity output head tied to the encoder's table).
+
+        Args:
+            features: float tensor `(..., hidden_dim)`.
+            training: bool. Whether the encoder's dropout is active.
+
+        Returns:
+            float32 `(..., num_entities + 1)`: the dot product of a learned
+            projection of `features` with each entity's encoder row; row 0
+            (no entity) gets -1e9, so a softmax never picks it.
+        """
+        if not self.entity_head:
+            raise ValueError("`entity_scores` needs the layer built with entity_head=True. Received: entity_head=False")
+        if not self.built:
+            raise ValueError("Call the layer on `[hidden_states, entity_ids]` before `entity_scores`, to build it.")
+        table = self.encoder.entity_table(training=training)
+        projected = self.entity_projection(keras.ops.cast(features, self.compute_dtype))
+        scores = keras.ops.cast(keras.ops.matmul(projected, keras.ops.transpose(table)), "float32")
+        is_entity = keras.ops.arange(self.num_entities + 1) > 0
+        return keras.ops.where(is_entity, scores, _LARGE_NEGATIVE)
+
+    def check_knowledge_graph(self, knowledge_graph):
+        """Raises `kfine.errors.ModelError` unless `knowledge_graph` is the graph the layer was built from."""
+        check_fingerprint(self, knowledge_graph)
+
+    def compute_output_shape(self, input_shape):
+        hidden_shape, _ = _split_shapes(input_shape)
+        if self.mode != "concat":
+            return tuple(hidden_shape)
+        hidden_dim = hidden_shape[-1]
+        return (*hidden_shape[:-1], None if hidden_dim is None else hidden_dim + 2 * self.entity_dim)
+
+    def compute_mask(self, inputs, mask=None):
+        if isinstance(mask, (list, tuple)):
+            return mask[0]
+        return mask
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "mode": self.mode,
+                "encoder": keras.layers.serialize(self.encoder),
+                "entity_dim": self.entity_dim,
+                "carry_entities": self.carry_entities,
+                "max_facts": self.max_facts,
+                "entity_head": self.entity_head,
+                "dropout": self.dropout,
+                "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+                "num_entities": self.num_entities,
+                "num_relations": self.num_relations,
+                "max_degree": self.max_degree,
+                "kg_fingerprint": self.kg_fingerprint,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if isinstance(config.get("encoder"), dict):
+            config["encoder"] = keras.layers.deserialize(config["encoder"])
+        return cls(**config)
+
+
+_NEEDS_ENTITY_IDS = (
+    "KnowledgeInjectionLayer needs the linker's entity ids: call it on [hidden_states, entity_ids], with "
+    "entity_ids of shape (batch, sequence) holding entity id + 1 (0 for no entity). "
+    "Received: hidden states only"
+)
+
+
+def _split_inputs(inputs):
+    """Returns `(hidden_states, entity_ids)`; `entity_ids` is None for a single tensor."""
+    if isinstance(inputs, (list, tuple)):
+        if len(inputs) != 2:
+            raise ValueError(
+                f"KnowledgeInjectionLayer takes [hidden_states, entity_ids]. Received: a list of {len(inputs)} inputs"
+            )
+        return inputs[0], inputs[1]
+    return inputs, None
+
+
+def _split_shapes(input_shape):
+    """Returns `(hidden_shape, entity_ids_shape)`; `entity_ids_shape` is None for a single shape."""
+    if all(isinstance(shape, (list, tuple)) for shape in input_shape):
+        hidden_shape, entity_ids_shape = _split_inputs(input_shape)
+        return tuple(hidden_shape), tuple(entity_ids_shape)
+    return tuple(input_shape), None
+
+
+def _fact_table(knowledge_graph, max_facts):
+    """Returns `(relations, objects)`: int32 arrays `(num_entities + 1, max_degree)` of each entity's facts.
+
+    Row `id + 1` holds entity `id`'s outgoing facts; object slots hold
+    object id + 1 and 0 for padding. Facts are ordered round-robin over
+    relations (the first fact of every relation, then the second, ...), so
+    that `max_facts` cuts every relation evenly.
+    """
+    subjects, relations, objects = (column.astype(np.int64) for column in knowledge_graph.adjacency())
+    # triple_ids are sorted by (subject, relation, object): rank each fact within its (subject, relation).
+    group = subjects * knowledge_graph.num_relations + relations
+    starts = np.r_[True, group[1:] != group[:-1]]
+    rank = np.arange(len(group)) - np.flatnonzero(starts)[np.cumsum(starts) - 1]
+    order = np.lexsort((objects, relations, rank, subjects))
+    subjects, relations, objects = subjects[order], relations[order], objects[order]
+    starts = np.r_[True, subjects[1:] != subjects[:-1]]
+    slot = np.arange(len(subjects)) - np.flatnonzero(starts)[np.cumsum(starts) - 1]
+    max_degree = int(slot.max()) + 1 if len(slot) else 1
+    if max_facts is not None:
+        max_degree = min(max_degree, max_facts)
+    keep = slot < max_degree
+    shape = (knowledge_graph.num_entities + 1, max_degree)
+    relation_table = np.zeros(shape, np.int32)
+    object_table = np.zeros(shape, np.int32)
+    relation_table[subjects[keep] + 1, slot[keep]] = relations[keep]
+    object_table[subjects[keep] + 1, slot[keep]] = objects[keep] + 1
+    return relation_table, object_table

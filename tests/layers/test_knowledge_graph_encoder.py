@@ -1,0 +1,148 @@
+"""Tests of `KnowledgeGraphEncoder`: R-GCN message passing over a toy knowledge graph."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+from layer_test_case import check_invalid_init_kwargs, run_layer_test
+
+from kfine.errors import ModelError
+from kfine.knowledge.graph import KnowledgeGraph
+from kfine.layers import KnowledgeGraphEncoder
+
+# Entities sort as Ada=0, Bo=1, Cy=2, Dee=3; relations as knows=0, likes=1.
+TOY_TRIPLES = [
+    ("Ada", "knows", "Bo"),
+    ("Ada", "knows", "Cy"),
+    ("Bo", "likes", "Cy"),
+    ("Dee", "likes", "Ada"),
+    ("Dee", "knows", "Cy"),
+]
+
+
+@pytest.fixture(scope="module")
+def toy_kg():
+    return KnowledgeGraph(TOY_TRIPLES, name="toy")
+
+
+def entity_ids():
+    return np.array([[1, 0, 4], [2, 3, 0]], "int32")
+
+
+def test_layer_checks(toy_kg):
+    run_layer_test(
+        KnowledgeGraphEncoder,
+        init_kwargs={"knowledge_graph": toy_kg, "embedding_dim": 8},
+        input_data=entity_ids(),
+        expected_output_shape=(2, 3, 8),
+        # The helper requires every weight to be float32 under mixed precision;
+        # the edge weights are int32 by design, so test_mixed_precision checks it.
+        run_mixed_precision_check=False,
+        invalid_init_kwargs=[
+            ({"embedding_dim": 0}, "embedding_dim=0"),
+            ({"num_layers": -1}, "num_layers=-1"),
+            ({"dropout": 1.5}, "dropout=1.5"),
+            ({"num_entities": 7}, "num_entities=7"),
+            ({"kg_fingerprint": "abc"}, "kg_fingerprint='abc'"),
+            ({"initial_embeddings": np.zeros((3, 8))}, "shape=(3, 8)"),
+        ],
+    )
+
+
+def test_mixed_precision(toy_kg):
+    encoder = KnowledgeGraphEncoder(toy_kg, embedding_dim=8, dtype="mixed_float16")
+    outputs = encoder(entity_ids())
+    assert keras.backend.standardize_dtype(outputs.dtype) == "float16"
+    assert np.all(np.isfinite(keras.ops.convert_to_numpy(outputs)))
+    for weight in encoder.weights:
+        assert weight.dtype in ("float32", "int32"), weight.path
+    assert {weight.dtype for weight in encoder.non_trainable_weights} == {"int32"}
+
+
+def test_counts_are_required_without_a_graph():
+    with pytest.raises(ValueError, match="num_entities=None"):
+        KnowledgeGraphEncoder(embedding_dim=8)
+    check_invalid_init_kwargs(
+        KnowledgeGraphEncoder,
+        {"num_entities": 4, "num_relations": 2, "num_edges": 5},
+        [({"num_relations": 0}, "num_relations=0"), ({"num_edges": -1}, "num_edges=-1")],
+    )
+
+
+def test_whole_table_and_no_entity_row(toy_kg):
+    encoder = KnowledgeGraphEncoder(toy_kg, embedding_dim=8)
+    table = keras.ops.convert_to_numpy(encoder())
+    assert table.shape == (5, 8) == encoder.compute_output_shape()
+    np.testing.assert_array_equal(table[0], 0.0)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(encoder.entity_table()), table)
+    looked_up = keras.ops.convert_to_numpy(encoder(entity_ids()))
+    np.testing.assert_allclose(looked_up, table[entity_ids()])
+    assert tuple(encoder.relation_embeddings.shape) == (4, 8)
+
+
+def test_config_holds_counts_not_edges(toy_kg):
+    encoder = KnowledgeGraphEncoder(toy_kg, embedding_dim=8)
+    encoder.build()
+    config = encoder.get_config()
+    assert (config["num_entities"], config["num_relations"], config["num_edges"]) == (4, 2, 5)
+    assert config["kg_fingerprint"] == toy_kg.fingerprint()
+    assert "knowledge_graph" not in config and "initial_embeddings" not in config
+    json.dumps(config)
+    np.testing.assert_array_equal(encoder.edge_sources.numpy(), toy_kg.adjacency()[0])
+    np.testing.assert_array_equal(encoder.edge_relations.numpy(), toy_kg.adjacency()[1])
+    np.testing.assert_array_equal(encoder.edge_targets.numpy(), toy_kg.adjacency()[2])
+    assert not any(weight.trainable for weight in (encoder.edge_sources, encoder.edge_targets))
+
+
+def reference_round(states, triples, num_relations, self_kernel, relation_kernels, bias):
+    """One R-GCN round with a residual, written out entity by entity (tanh activation)."""
+    incoming = {}  # (receiver row, directed relation) -> sender rows
+    for subject, relation, obj in triples:
+        incoming.setdefault((obj + 1, relation), []).append(subject + 1)
+        incoming.setdefault((subject + 1, relation + num_relations), []).append(obj + 1)
+    result = np.zeros_like(states)
+    for row in range(1, len(states)):
+        total = states[row] @ self_kernel + bias
+        for (receiver, relation), senders in incoming.items():
+            if receiver == row:
+                total += np.mean([states[sender] @ relation_kernels[relation] for sender in senders], axis=0)
+        result[row] = states[row] + np.tanh(total)
+    return result
+
+
+@pytest.mark.parametrize("num_layers", [1, 2])
+def test_message_passing_matches_numpy(toy_kg, num_layers):
+    encoder = KnowledgeGraphEncoder(toy_kg, embedding_dim=4, num_layers=num_layers, activation="tanh")
+    encoder.build()
+    rng = np.random.default_rng(0)
+    for weight in encoder.trainable_weights:
+        weight.assign(rng.normal(size=weight.shape).astype("float32") * 0.5)
+    states = encoder.entity_embeddings.numpy() * (np.arange(5) > 0)[:, None]
+    for index in range(num_layers):
+        states = reference_round(
+            states,
+            toy_kg.triple_ids,
+            toy_kg.num_relations,
+            encoder.self_kernels[index].numpy(),
+            encoder.relation_kernels[index].numpy(),
+            encoder.biases[index].numpy(),
+        )
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(encoder()), states, rtol=1e-5, atol=1e-5)
+
+
+def test_initial_embeddings(toy_kg):
+    initial = np.arange(4 * 3, dtype="float32").reshape(4, 3)
+    encoder = KnowledgeGraphEncoder(toy_kg, embedding_dim=3, num_layers=0, initial_embeddings=initial)
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(encoder()), np.concatenate([np.zeros((1, 3)), initial]))
+    assert "initial_embeddings" not in encoder.get_config()
+
+
+def test_check_knowledge_graph(toy_kg):
+    encoder = KnowledgeGraphEncoder(toy_kg, embedding_dim=4)
+    encoder.check_knowledge_graph(KnowledgeGraph(list(reversed(TOY_TRIPLES))))
+    with pytest.raises(ModelError, match="fingerprint"):
+        encoder.check_knowledge_graph(KnowledgeGraph(TOY_TRIPLES[:-1], name="smaller"))
+    unchecked = KnowledgeGraphEncoder(num_entities=4, num_relations=2, num_edges=5, embedding_dim=4)
+    with pytest.raises(ModelError, match="without a knowledge-graph fingerprint"):
+        unchecked.check_knowledge_graph(toy_kg)
