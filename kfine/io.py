@@ -7,6 +7,14 @@ import shutil
 import tempfile
 
 
+def _default_mode(directory):
+    # mkdtemp/mkstemp create private (0700/0600) entries; artifacts should get
+    # the permissions an ordinary open() or mkdir() would give them.
+    umask = os.umask(0)
+    os.umask(umask)
+    return (0o777 if directory else 0o666) & ~umask
+
+
 @contextlib.contextmanager
 def atomic_directory(path):
     """Yields a temporary directory that replaces `path` only on success.
@@ -19,6 +27,7 @@ def atomic_directory(path):
     parent = os.path.dirname(path)
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=f".{os.path.basename(path)}.", dir=parent)
+    os.chmod(staging, _default_mode(directory=True))
     try:
         yield staging
     except BaseException:
@@ -41,6 +50,7 @@ def atomic_file(path, mode="w", encoding="utf-8"):
     os.makedirs(os.path.dirname(path), exist_ok=True)
     handle, staging = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=os.path.dirname(path))
     os.close(handle)
+    os.chmod(staging, _default_mode(directory=False))
     try:
         with open(staging, mode, encoding=None if "b" in mode else encoding) as stream:
             yield stream

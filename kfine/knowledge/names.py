@@ -9,8 +9,10 @@ import re
 import unicodedata
 
 _WHITESPACE = re.compile(r"\s+")
-_SPACE_BEFORE_PUNCT = re.compile(r" (?=[^\w ])")
-_SPACE_AFTER_PUNCT = re.compile(r"(?<=[^\w ]) ")
+# Punctuation is anything but letters, digits and spaces; `_` counts as
+# punctuation (the tokenizer splits it off, as in "America/New_York").
+_SPACE_BEFORE_PUNCT = re.compile(r" (?=[^\w ]|_)")
+_SPACE_AFTER_PUNCT = re.compile(r"(?<=[^\w ]|_) ")
 
 
 def normalize_name(text):

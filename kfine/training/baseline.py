@@ -22,7 +22,7 @@ def fine_tune_baseline(task, pretrained, seed, log_dir, quick=False, verbose=0):
         task.finetune_sentences,
         epochs=QUICK_EPOCHS if quick else FULL_EPOCHS,
         batch_size=32,
-        learning_rate=1e-3,
+        learning_rate=2e-3,
         seed=seed,
         callbacks=[keras.callbacks.TensorBoard(os.path.join(log_dir, "fit"))],
         verbose=verbose,
