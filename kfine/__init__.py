@@ -1,13 +1,39 @@
 """kfine: fine-tune a pretrained Keras language model on a domain without hallucinating.
 
-The public API is imported lazily, so `import kfine` is cheap and the CLI can
-report bad input before TensorFlow loads.
+Importing kfine registers its Keras classes, so `keras.models.load_model` reads
+kfine models with no `custom_objects`. The rest of the public API is imported
+lazily on first use.
 """
 
 import importlib
 import os
+import sys
 
 from kfine.errors import KfineError, KnowledgeGraphError, ModelError, TemplateError
+
+
+def _import_tensorflow_quietly():
+    """Imports TensorFlow with stderr muted: its C++ start-up lines (CUDA
+    probing, absl notices) would otherwise bury kfine's one-line messages.
+    Python exceptions still surface; set KFINE_VERBOSE_TF=1 to see everything."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if os.environ.get("KFINE_VERBOSE_TF") or "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        import keras  # noqa: F401
+        import tensorflow  # noqa: F401
+        import tensorflow_text  # noqa: F401
+
+        tensorflow.config.list_logical_devices()  # device probing logs once, here
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
 
 __version__ = "0.1.0"
 
@@ -32,6 +58,12 @@ _PUBLIC = {
 }
 
 __all__ = ["KfineError", "KnowledgeGraphError", "ModelError", "TemplateError", *_PUBLIC]
+
+
+_import_tensorflow_quietly()
+import kfine.layers  # noqa: E402,F401  (registers the layers)
+import kfine.models.causal_lm  # noqa: E402,F401  (registers CausalLanguageModel)
+import kfine.models.keras_hub_backbone  # noqa: E402,F401  (registers KerasHubBackboneLayer)
 
 
 def __getattr__(name):

@@ -12,29 +12,6 @@ import sys
 
 from kfine.errors import KfineError
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-
-def _import_tensorflow_quietly():
-    """Imports TensorFlow with stderr muted: its C++ start-up lines (CUDA
-    probing, absl notices) would otherwise bury kfine's one-line messages.
-    Python exceptions still surface; set KFINE_VERBOSE_TF=1 to see everything."""
-    if os.environ.get("KFINE_VERBOSE_TF") or "tensorflow" in sys.modules:
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
-        import keras  # noqa: F401
-        import tensorflow  # noqa: F401
-        import tensorflow_text  # noqa: F401
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
 def _positive_int(text):
     try:
         value = int(text)
@@ -175,7 +152,6 @@ def build_parser():
 def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
-        _import_tensorflow_quietly()
         args.run(args)
     except KfineError as error:
         print(f"kfine: error: {error}", file=sys.stderr)

@@ -49,9 +49,14 @@ class Generator:
         self.sequence_limit = getattr(model, "sequence_length", None) or 1024
         self._loop = tf.function(self._sample, jit_compile=jit_compile, reduce_retracing=True)
 
-    def _sample(self, token_ids, prompt_mask, index):
+    def next_token_logits(self, token_ids, token_features, index):
+        """Logits of the token at `index` given the buffer (subclasses add inputs)."""
+        del token_features  # plain language models read token ids only
+        return self.model(token_ids, training=False)[:, index - 1, :]
+
+    def _sample(self, token_ids, prompt_mask, index, token_features):
         def next_logits(buffer, cache, step):
-            logits = self.model(buffer, training=False)[:, step - 1, :]
+            logits = self.next_token_logits(buffer, token_features, step)
             if self.logits_processor is not None:
                 logits = self.logits_processor(buffer, step, logits)
             return logits, None, cache
@@ -66,17 +71,23 @@ class Generator:
 
     def generate_ids(self, prompts, max_new_tokens=16):
         """Returns, for each prompt, the list of generated token ids (EOS excluded)."""
-        encoded = self.tokenizer.encode_batch(list(prompts))
+        return self.complete_ids(self.tokenizer.encode_batch(list(prompts)), max_new_tokens)
+
+    def complete_ids(self, rows, max_new_tokens, feature_rows=None):
+        """Continues token-id rows; `feature_rows` are optional per-token ints
+        (e.g. linked entity ids) passed to `next_token_logits`."""
         completions = []
-        for start in range(0, len(encoded), self.batch_size):
-            completions.extend(self._generate_batch(encoded[start : start + self.batch_size], max_new_tokens))
+        for start in range(0, len(rows), self.batch_size):
+            end = start + self.batch_size
+            features = feature_rows[start:end] if feature_rows is not None else None
+            completions.extend(self._generate_batch(rows[start:end], max_new_tokens, features))
         return completions
 
     def generate(self, prompts, max_new_tokens=16):
         """Returns the completion text of each prompt (the prompt itself excluded)."""
         return self.tokenizer.decode_batch(self.generate_ids(prompts, max_new_tokens))
 
-    def _generate_batch(self, rows, max_new_tokens):
+    def _generate_batch(self, rows, max_new_tokens, feature_rows=None):
         lengths = [len(row) for row in rows]
         if max(lengths) >= self.sequence_limit:
             raise KfineError(
@@ -85,15 +96,20 @@ class Generator:
             )
         length = min(_round_up(max(lengths) + max_new_tokens, 8), self.sequence_limit)
         buffer = np.zeros((_round_up(len(rows), 8), length), dtype="int32")
+        features = np.zeros_like(buffer)
         mask = np.zeros_like(buffer, dtype=bool)
         # Rows past the batch repeat the first prompt, so they reach [EOS]
         # with it and never keep the loop running.
         for row_index in range(len(buffer)):
-            row = rows[row_index] if row_index < len(rows) else rows[0]
+            source = row_index if row_index < len(rows) else 0
+            row = rows[source]
             buffer[row_index, : len(row)] = row
             mask[row_index, : len(row)] = True
-        output = self._loop(tf.constant(buffer), tf.constant(mask), tf.constant(min(lengths), tf.int32))
-        output = output.numpy()
+            if feature_rows is not None:
+                features[row_index, : len(row)] = feature_rows[source]
+        output = self._loop(
+            tf.constant(buffer), tf.constant(mask), tf.constant(min(lengths), tf.int32), tf.constant(features)
+        ).numpy()
         completions = []
         for row_index, prompt_length in enumerate(lengths):
             generated = output[row_index, prompt_length : prompt_length + max_new_tokens].tolist()
