@@ -59,7 +59,7 @@ def run_bench(task_files, pretrained, methods, seeds, out_dir, quick=False, verb
             generator = method_functions[method](task, pretrained, seed, log_dir, quick=quick, verbose=verbose)
             evaluation = evaluate_splits(generator, task, SPLITS)
             values = {(split, metric): rates[metric] for split, (rates, _) in evaluation.items() for metric in METRICS}
-            values[("heldout", "perplexity")] = perplexity(generator.model, task.heldout_sentences)
+            values[("heldout", "perplexity")] = perplexity(generator, task.heldout_sentences)
             for (split, metric), value in values.items():
                 per_seed.setdefault((method, split, metric), []).append(value)
             prompt_counts.update({split: len(judgements) for split, (_, judgements) in evaluation.items()})

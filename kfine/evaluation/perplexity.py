@@ -8,14 +8,21 @@ import tensorflow as tf
 from kfine.training.data import token_batches
 
 
-def perplexity(model, sentences, batch_size=64):
-    """exp(mean next-token negative log-likelihood) over `sentences`, `[EOS]` included."""
+def perplexity(generator, sentences, batch_size=64):
+    """exp(mean next-token negative log-likelihood) over `sentences`, `[EOS]` included.
+
+    Args:
+        generator: a `Generator` (its `sequence_logits` gives the logits, so
+            models with side inputs, like linked entities, are measured too).
+        sentences: list of str.
+        batch_size: int.
+    """
     if not sentences:
         return float("nan")
-    tokenizer = model.tokenizer
+    tokenizer = generator.tokenizer
     total_nll, total_tokens = 0.0, 0
-    for inputs, targets in token_batches(tokenizer, sentences, model.sequence_length, batch_size):
-        logits = model(inputs, training=False)
+    for inputs, targets in token_batches(tokenizer, sentences, generator.sequence_limit, batch_size):
+        logits = generator.sequence_logits(inputs)
         nll = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets, logits=logits)
         weights = tf.cast(targets != tokenizer.pad_id, nll.dtype)
         total_nll += float(tf.reduce_sum(nll * weights))

@@ -49,6 +49,10 @@ class Generator:
         self.sequence_limit = getattr(model, "sequence_length", None) or 1024
         self._loop = tf.function(self._sample, jit_compile=jit_compile, reduce_retracing=True)
 
+    def sequence_logits(self, token_ids):
+        """Next-token logits at every position of a `(batch, sequence)` id tensor."""
+        return self.model(token_ids, training=False)
+
     def next_token_logits(self, token_ids, token_features, index):
         """Logits of the token at `index` given the buffer (subclasses add inputs)."""
         del token_features  # plain language models read token ids only

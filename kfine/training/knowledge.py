@@ -1,0 +1,271 @@
+"""Knowledge-enhanced fine-tuning: KG injection plus an entity head that copies names.
+
+The pretrained LM's hidden states pass through a `KnowledgeInjectionLayer`
+(the subject linked by the `EntityLinker` is carried to the answer slot, where
+a memory read over its KG facts brings the object's representation) and then
+through the LM head. A fact pointer (KGLM: pick the parent entity's fact,
+then copy its object) scores the carried subject's KG facts at every
+position; generation copies the chosen object's name tokens whole, so
+multi-token names ("Andorra la Vella") come out intact. The pointer scores
+facts by relation only, never by subject identity, so what it learns on seen
+subjects transfers to subjects that never appear in text.
+"""
+
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from kfine.knowledge.linker import EntityLinker
+from kfine.knowledge.templates import Templates
+from kfine.layers import KnowledgeInjectionLayer
+from kfine.models.generation import Generator
+from kfine.models.loading import load_model
+from kfine.training.methods import register_method
+from kfine.training.mle import next_token_loss
+
+QUICK_EPOCHS = 12
+FULL_EPOCHS = 30
+
+
+@keras.saving.register_keras_serializable(package="kfine")
+class KnowledgeLanguageModel(keras.Model):
+    """A pretrained `CausalLanguageModel` with KG injection and an entity head.
+
+    Args:
+        language_model: `CausalLanguageModel`. Supplies hidden states and the LM head.
+        injection: `KnowledgeInjectionLayer` built on the KG the model may use.
+
+    Call arguments:
+        inputs: dict with `token_ids` `(batch, sequence)` and `entity_ids`
+            `(batch, sequence)` (the `EntityLinker`'s per-token ids).
+
+    Returns:
+        dict with `logits` `(batch, sequence, vocabulary)` and `fact_scores`
+        `(batch, sequence, 1 + max_degree)`: at each position, the score of
+        each fact slot of the carried entity (column 0 and empty slots get
+        -1e9, so column 0 can serve as the "no target" class of the loss).
+    """
+
+    def __init__(self, language_model, injection, **kwargs):
+        super().__init__(**kwargs)
+        self.language_model = language_model
+        self.injection = injection
+        self.fact_query = keras.layers.Dense(injection.entity_dim, name="fact_query")
+
+    def fact_slots(self, entity_ids):
+        """`(rows, relations, objects)` of the entity carried to each position."""
+        rows = self.injection.entity_rows(entity_ids)
+        relations = keras.ops.take(self.injection.fact_relations, rows, axis=0)
+        objects = keras.ops.take(self.injection.fact_objects, rows, axis=0)
+        return rows, relations, objects
+
+    @property
+    def tokenizer(self):
+        return self.language_model.tokenizer
+
+    @property
+    def sequence_length(self):
+        return self.language_model.sequence_length
+
+    def call(self, inputs, training=False):
+        hidden_states = self.language_model.hidden_states(inputs["token_ids"], training=training)
+        features = self.injection([hidden_states, inputs["entity_ids"]], training=training)
+        _, relations, objects = self.fact_slots(inputs["entity_ids"])
+        keys = keras.ops.take(self.injection.encoder.relation_embeddings, relations, axis=0)
+        scores = keras.ops.einsum("btd,btkd->btk", self.fact_query(features), keys)
+        scores = keras.ops.where(objects > 0, keras.ops.cast(scores, "float32"), -1e9)
+        no_target = keras.ops.full_like(scores[:, :, :1], -1e9)
+        return {
+            "logits": self.language_model.head(features),
+            "fact_scores": keras.ops.concatenate([no_target, scores], axis=-1),
+        }
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "language_model": keras.saving.serialize_keras_object(self.language_model),
+                "injection": keras.saving.serialize_keras_object(self.injection),
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        language_model = keras.saving.deserialize_keras_object(config.pop("language_model"))
+        injection = keras.saving.deserialize_keras_object(config.pop("injection"))
+        return cls(language_model, injection, **config)
+
+
+def knowledge_examples(task, linker, tokenizer, fact_tables):
+    """Training arrays from the finetune facts, one row per (fact, training template).
+
+    Returns:
+        dict of int32 arrays `(rows, length)`: `token_ids` (`[BOS]` sentence
+        `[EOS]`), `entity_ids` (linker output), `targets` (next tokens) and
+        `fact_targets` (at the last prompt token, 1 + the fact slot of the
+        verbalized fact in its subject's row of `fact_tables`; else 0).
+    """
+    graph = linker.knowledge_graph
+    relation_table, object_table = fact_tables
+    sentences, prompts, slots = [], [], []
+    for subject, relation, obj in task.finetune_triples:
+        row = graph.entity_id(subject) + 1
+        match = (relation_table[row] == graph.relation_id(relation)) & (object_table[row] == graph.entity_id(obj) + 1)
+        if not match.any():
+            continue  # the fact was cut by max_facts
+        for template in task.templates.training_templates(relation):
+            sentences.append(Templates.fill(template, subject, obj))
+            prompts.append(Templates.prompt(template, subject))
+            slots.append(int(np.argmax(match)) + 1)
+    rows = tokenizer.encode_batch(sentences, add_eos=True)
+    prompt_lengths = [len(row) for row in tokenizer.encode_batch(prompts)]
+    length = max(len(row) for row in rows) - 1
+    arrays = {name: np.zeros((len(rows), length), "int32") for name in ("token_ids", "entity_ids", "targets", "fact_targets")}
+    for index, row in enumerate(rows):
+        entity_row = linker.entity_ids_per_token(row)
+        arrays["token_ids"][index, : len(row) - 1] = row[:-1]
+        arrays["entity_ids"][index, : len(row) - 1] = entity_row[:-1]
+        arrays["targets"][index, : len(row) - 1] = row[1:]
+        # The last prompt token is where the pointer must pick the fact.
+        arrays["fact_targets"][index, prompt_lengths[index] - 1] = slots[index]
+    return arrays
+
+
+class KnowledgeGenerator(Generator):
+    """Generation that copies the object of the fact the pointer picks at the prompt's end.
+
+    At the end of each prompt the fact pointer scores the linked subject's
+    facts; the chosen object's name tokens are appended whole, and the
+    sentence ends with the training-template ending (text after `{object}`)
+    the LM scores highest, so an unfamiliar subject cannot derail the words
+    after the answer. Prompts without a linked subject that has facts are
+    completed by the LM alone.
+
+    Args:
+        model: `KnowledgeLanguageModel`.
+        linker: `EntityLinker` over the model's KG, with the model's tokenizer.
+        endings: list of str. Sentence endings allowed after a copied entity.
+    """
+
+    def __init__(self, model, linker, endings=(".",), **kwargs):
+        super().__init__(model, model.tokenizer, **kwargs)
+        self.linker = linker
+        eos = [self.tokenizer.eos_id]
+        self._endings = [row + eos for row in self.tokenizer.encode_batch(sorted(set(endings)), add_bos=False)]
+        graph = linker.knowledge_graph
+        self._name_ids = self.tokenizer.encode_batch(graph.entities, add_bos=False)
+        # Entity names are whole words: right after one, a "##" word piece
+        # would glue onto it ("South Korea" + "##d").
+        self._continues_word = tf.constant([token.startswith("##") for token in self.tokenizer.vocabulary])
+
+    def sequence_logits(self, token_ids):
+        entity_ids = self.linker.entity_ids_tensor(token_ids)
+        return self.model({"token_ids": token_ids, "entity_ids": entity_ids}, training=False)["logits"]
+
+    def next_token_logits(self, token_ids, token_features, index):
+        outputs = self.model({"token_ids": token_ids, "entity_ids": token_features}, training=False)
+        logits = outputs["logits"][:, index - 1, :]
+        after_entity = token_features[:, index - 1] > 0
+        return tf.where(after_entity[:, None] & self._continues_word[None, :], -1e9, logits)
+
+    def pick_entities(self, rows, entity_rows):
+        """The entity id (0-based) the fact pointer picks after each row, or -1 if none."""
+        picked = []
+        for start in range(0, len(rows), self.batch_size):
+            batch, entities = rows[start : start + self.batch_size], entity_rows[start : start + self.batch_size]
+            length = max(len(row) for row in batch)
+            token_ids = np.zeros((len(batch), length), "int32")
+            entity_ids = np.zeros_like(token_ids)
+            for index, (row, entity_row) in enumerate(zip(batch, entities)):
+                token_ids[index, : len(row)] = row
+                entity_ids[index, : len(row)] = entity_row
+            inputs = {"token_ids": token_ids, "entity_ids": entity_ids}
+            last = np.array([len(row) - 1 for row in batch])
+            scores = tf.gather(self.model(inputs, training=False)["fact_scores"], last, axis=1, batch_dims=1)
+            _, _, objects = self.model.fact_slots(entity_ids)
+            objects = tf.gather(objects, last, axis=1, batch_dims=1).numpy()
+            choice = np.argmax(scores.numpy()[:, 1:], axis=-1)
+            chosen = objects[np.arange(len(batch)), choice]
+            picked.extend((chosen - 1).tolist())  # an empty slot (0) gives -1: no fact to copy
+        return picked
+
+    def generate_ids(self, prompts, max_new_tokens=16):
+        rows = self.tokenizer.encode_batch(list(prompts))
+        entity_rows = [self.linker.entity_ids_per_token(row) for row in rows]
+        picked = self.pick_entities(rows, entity_rows)
+        completions = [None] * len(rows)
+        copied = [index for index, entity in enumerate(picked) if entity >= 0]
+        uncopied = [index for index, entity in enumerate(picked) if entity < 0]
+        if uncopied:
+            rest = self.complete_ids([rows[i] for i in uncopied], max_new_tokens, [entity_rows[i] for i in uncopied])
+            for index, tail in zip(uncopied, rest):
+                completions[index] = tail
+        for index, ending in zip(copied, self._best_endings(rows, entity_rows, picked, copied)):
+            completions[index] = self._name_ids[picked[index]] + ending[:-1]  # [EOS] dropped
+        return completions
+
+    def _best_endings(self, rows, entity_rows, picked, indices):
+        """For each row in `indices`, the allowed ending the LM finds most likely after the copied name."""
+        candidates = []
+        for index in indices:
+            name = self._name_ids[picked[index]]
+            prefix = rows[index] + name
+            prefix_entities = entity_rows[index] + [picked[index] + 1] * len(name)
+            for ending in self._endings:
+                candidates.append((prefix + ending, prefix_entities + [0] * len(ending), len(prefix)))
+        scores = []
+        for start in range(0, len(candidates), self.batch_size):
+            batch = candidates[start : start + self.batch_size]
+            length = max(len(tokens) for tokens, _, _ in batch)
+            token_ids = np.zeros((len(batch), length), "int32")
+            entity_ids = np.zeros_like(token_ids)
+            for row, (tokens, entities, _) in enumerate(batch):
+                token_ids[row, : len(tokens)] = tokens
+                entity_ids[row, : len(tokens)] = entities
+            logits = self.model({"token_ids": token_ids, "entity_ids": entity_ids}, training=False)["logits"]
+            log_probs = tf.nn.log_softmax(logits, axis=-1).numpy()
+            for row, (tokens, _, begin) in enumerate(batch):
+                positions = np.arange(begin, len(tokens))
+                scores.append(float(log_probs[row, positions - 1, np.array(tokens)[positions]].sum()))
+        per_row = len(self._endings)
+        return [self._endings[int(np.argmax(scores[i * per_row : (i + 1) * per_row]))] for i in range(len(indices))]
+
+
+def build_knowledge_model(language_model, knowledge_graph, mode="gated"):
+    injection = KnowledgeInjectionLayer(knowledge_graph, mode=mode, entity_head=False, name="knowledge_injection")
+    return KnowledgeLanguageModel(language_model, injection, name="knowledge_language_model")
+
+
+@register_method("knowledge")
+def fine_tune_knowledge(task, pretrained, seed, log_dir, quick=False, verbose=0):
+    """Fine-tunes LM + KG injection + entity head on the finetune facts."""
+    keras.utils.set_random_seed(seed)
+    language_model = load_model(pretrained)
+    graph = task.model_graph
+    linker = EntityLinker(graph, language_model.tokenizer)
+    model = build_knowledge_model(language_model, graph)
+    model.injection.build(((None, None, language_model.hidden_dim), (None, None)))
+    fact_tables = (model.injection.fact_relations.numpy(), model.injection.fact_objects.numpy())
+    arrays = knowledge_examples(task, linker, language_model.tokenizer, fact_tables)
+    inputs = {"token_ids": arrays["token_ids"], "entity_ids": arrays["entity_ids"]}
+    targets = {"logits": arrays["targets"], "fact_scores": arrays["fact_targets"]}
+    model.compile(
+        optimizer=keras.optimizers.AdamW(learning_rate=2e-3, weight_decay=0.01),
+        loss={"logits": next_token_loss(), "fact_scores": next_token_loss()},
+    )
+    model.fit(
+        inputs,
+        targets,
+        batch_size=32,
+        epochs=QUICK_EPOCHS if quick else FULL_EPOCHS,
+        shuffle=True,
+        callbacks=[keras.callbacks.TensorBoard(os.path.join(log_dir, "fit"))],
+        verbose=verbose,
+    )
+    endings = [Templates.suffix(template) for relation in task.templates.relations
+               for template in task.templates.training_templates(relation)]
+    return KnowledgeGenerator(model, linker, endings=endings)
