@@ -38,6 +38,9 @@ _ASTRAL = re.compile("[\U00010000-\U0010ffff]")
 # below 2**31, so every product fits in int64, packed into one int64 key.
 _MODULI = (2_147_483_647, 2_147_483_629)
 _HASH_ATTEMPTS = 8
+# A hashed prefix's value: _PREFIX_ENTITY * (entity_id + 1) when it is a whole
+# surface form, plus _PREFIX_EXTENDS when a longer form starts with it.
+_PREFIX_ENTITY, _PREFIX_EXTENDS = 2, 1
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -86,8 +89,9 @@ class EntityLinker:
     after it. So "Andorra la Vella" is one mention of the capital, not
     "Andorra" followed by two words.
 
-    **Text** (`link`). Text is split into words (runs of letters, digits,
-    underscores and combining marks) and punctuation characters, and surface
+    **Text** (`link`). Text is split into words (runs of letters, digits
+    and combining marks) and punctuation characters (`_` included, as in
+    `normalize_name` and the tokenizer), and surface
     forms match whole sequences of these: a mention never starts or ends
     inside a word ("Parisian" does not mention "Paris"), and whitespace
     between words, or next to punctuation, may differ ("Guinea - Bissau"
@@ -178,8 +182,11 @@ class EntityLinker:
             self._word_continuations = frozenset(
                 token_id for token_id, token in enumerate(tokenizer.vocabulary) if token.startswith("##")
             )
-            self._token_matcher = _HashedWindowMatcher(
-                token_forms, self._word_continuations, len(tokenizer.vocabulary)
+            self._token_matcher = _HashedPrefixMatcher(
+                self._token_trie,
+                max(map(len, token_forms), default=1),
+                self._word_continuations,
+                len(tokenizer.vocabulary),
             )
 
     # === Text ===
@@ -198,13 +205,15 @@ class EntityLinker:
         """
         if not isinstance(text, str):
             raise KfineError(f"`text` must be a str. Received: text={_short_repr(text)}")
-        if text.isascii():
+        is_ascii = text.isascii()
+        basic = "_" not in text and (is_ascii or not _ASTRAL.search(text))
+        pattern = self._basic_pattern if basic else self._pattern
+        if is_ascii:
             # ASCII lowercasing keeps every length and character class, so
             # the offsets of the lowered text are those of `text`.
-            parts = self._basic_pattern.split(text if self.case_sensitive else text.lower())
+            parts = pattern.split(text if self.case_sensitive else text.lower())
             keys = parts[1::2]
         else:
-            pattern = self._pattern if _ASTRAL.search(text) else self._basic_pattern
             parts = pattern.split(text)
             keys = list(map(self._text_key, parts[1::2]))
         matches = _leftmost_longest(keys, self._text_trie)
@@ -309,9 +318,7 @@ class EntityLinker:
                     "`token_ids` must be a RaggedTensor of shape (batch, None). "
                     f"Received: shape={token_ids.shape}, ragged_rank={token_ids.ragged_rank}"
                 )
-            dense = tf.cast(token_ids.to_tensor(), tf.int64)
-            per_token = self._token_matcher(dense, token_ids.row_lengths())
-            return tf.RaggedTensor.from_tensor(per_token, lengths=token_ids.row_lengths())
+            return self._token_matcher.ragged(tf.cast(token_ids, tf.int64).with_row_splits_dtype(tf.int64))
         try:
             token_ids = tf.convert_to_tensor(token_ids)
         except (TypeError, ValueError) as error:
@@ -325,7 +332,7 @@ class EntityLinker:
         if token_ids.shape.rank == 1:
             batch = batch[tf.newaxis]
         shape = tf.shape(batch, out_type=tf.int64)
-        per_token = self._token_matcher(batch, tf.fill(shape[:1], shape[1]))
+        per_token = self._token_matcher.dense(batch, tf.fill(shape[:1], shape[1]))
         return per_token[0] if token_ids.shape.rank == 1 else per_token
 
     def link_texts_tensor(self, texts):
@@ -388,78 +395,102 @@ class EntityLinker:
         )
 
 
-class _HashedWindowMatcher:
-    """Leftmost-longest matching of token-id sequences with TensorFlow ops.
+class _HashedPrefixMatcher:
+    """Finds the longest surface form at each position of a batch with TensorFlow ops.
 
-    Every window of `n` token ids (`n` = 1 .. the longest surface form) is
-    hashed with two polynomial hashes modulo primes below 2**31, packed into
-    one int64 key, and looked up in a `tf.lookup.StaticHashTable` from the
-    keys of the surface forms to `entity_id + 1`; a window followed by a
-    word-continuation token is no hit. The bases are chosen at
-    construction so that no two surface forms share a key; a window that is
-    no surface form hits a key with probability below
-    `num_forms * (n / 2**31) ** 2`, about 1e-12 for 100k forms. The longest
-    hit at each position then goes to `_leftmost_longest_tensor`.
+    Every prefix of a tokenized surface form is hashed with two polynomial
+    hashes modulo primes below 2**31, packed into one int64 key, in a
+    `tf.lookup.StaticHashTable` whose value says which entity the prefix is
+    (if it is a whole surface form) and whether a longer form extends it.
+    The window starting at each position grows one token at a time, its
+    hash updated in O(1), and only while it is such a prefix: most windows
+    stop after a token or two, so the work is about that of one lookup per
+    token, whatever the length of the longest form. A window followed by a
+    word-continuation token is no hit. The bases are chosen at construction
+    so that no two prefixes share a key; a window that is no prefix hits a
+    key with probability below `num_keys * (n / 2**31) ** 2` (about 1e-11
+    for the ~500k prefixes of 100k forms). `_leftmost_longest_tensor` then
+    picks the mentions.
 
     Args:
-        token_forms: dict from tuples of token ids to entity ids.
+        token_trie: the trie of tokenized surface forms (see `_build_trie`).
+        max_length: int. Tokens in the longest surface form.
         word_continuations: set of int. The ids of WordPiece continuations.
         vocabulary_size: int.
     """
 
-    def __init__(self, token_forms, word_continuations, vocabulary_size):
+    def __init__(self, token_trie, max_length, word_continuations, vocabulary_size):
         import tensorflow as tf  # Imported here so that kfine.knowledge loads without TensorFlow.
 
-        self.max_length = max(map(len, token_forms), default=1)
+        self.max_length = max_length
         continues_word = np.zeros(vocabulary_size, bool)
         continues_word[list(word_continuations)] = True
-        self.bases, keys = _collision_free_bases(token_forms)
+        self.bases, keys, values = _hashed_prefixes(token_trie)
         with tf.init_scope():
             self._continues_word = tf.constant(continues_word)
             self._table = tf.lookup.StaticHashTable(
                 tf.lookup.KeyValueTensorInitializer(
-                    tf.constant(keys, tf.int64, shape=[len(keys)]),
-                    tf.constant([entity_id + 1 for entity_id in token_forms.values()], tf.int32, shape=[len(keys)]),
+                    tf.constant(keys, tf.int64, shape=[len(keys)]), tf.constant(values, tf.int32, shape=[len(keys)])
                 ),
-                default_value=NO_ENTITY,
+                default_value=0,
             )
-        self._match = tf.function(
-            self._match_batch,
-            input_signature=[tf.TensorSpec([None, None], tf.int64), tf.TensorSpec([None], tf.int64)],
+        # Traced once each, so eager calls run as graphs too.
+        self.dense = tf.function(
+            self._match_dense, input_signature=[tf.TensorSpec([None, None], tf.int64), tf.TensorSpec([None], tf.int64)]
+        )
+        self.ragged = tf.function(
+            self._match_ragged,
+            input_signature=[tf.RaggedTensorSpec([None, None], tf.int64, ragged_rank=1, row_splits_dtype=tf.int64)],
         )
 
-    def __call__(self, token_ids, lengths):
-        """`token_ids`: int64 `(batch, seq)`; `lengths`: int64 `(batch,)`; returns int32 `(batch, seq)`."""
-        return self._match(token_ids, lengths)
-
-    def _match_batch(self, token_ids, lengths):
+    def _match_ragged(self, token_ids):
+        """`token_ids`: int64 ragged `(batch, None)`; returns int32 ragged with the same row lengths."""
         import tensorflow as tf
 
-        sequence_length = tf.shape(token_ids)[1]
-        positions = tf.range(tf.cast(sequence_length, tf.int64))
-        # Padding on the right so that every window start has max_length ids
-        # and a next token.
-        padded = tf.pad(token_ids, [[0, 0], [0, self.max_length - 1]])
-        vocabulary_size = tf.size(self._continues_word, out_type=tf.int64)
-        known = (token_ids >= 0) & (token_ids < vocabulary_size)
-        continues_word = known & tf.gather(self._continues_word, tf.where(known, token_ids, 0))
-        continues_word = tf.pad(continues_word, [[0, 0], [0, self.max_length]])
+        lengths = token_ids.row_lengths()
+        return tf.RaggedTensor.from_tensor(self._match_dense(token_ids.to_tensor(), lengths), lengths=lengths)
+
+    def _match_dense(self, token_ids, lengths):
+        """`token_ids`: int64 `(batch, seq)`; `lengths`: int64 `(batch,)`; returns int32 `(batch, seq)`."""
+        import tensorflow as tf
+
+        shape = tf.shape(token_ids, out_type=tf.int64)
+        batch_size, sequence_length = shape[0], shape[1]
+        # Rows padded so that a window at any position can grow to
+        # max_length tokens and still have a next token; flat, so that live
+        # windows are one vector of positions.
+        width = sequence_length + self.max_length
+        flat_ids = tf.reshape(tf.pad(token_ids, [[0, 0], [0, self.max_length]]), [-1])
+        known = (flat_ids >= 0) & (flat_ids < tf.size(self._continues_word, out_type=tf.int64))
+        continues_word = known & tf.gather(self._continues_word, tf.where(known, flat_ids, 0))
+        starts = tf.where(tf.sequence_mask(lengths, sequence_length))
+        windows = starts[:, 0] * width + starts[:, 1]
+        row_ends = starts[:, 0] * width + tf.gather(lengths, starts[:, 0])
         (base_1, base_2), (modulus_1, modulus_2) = self.bases, _MODULI
-        hash_1 = hash_2 = tf.zeros_like(token_ids)
-        longest = found_entity = tf.zeros(tf.shape(token_ids), tf.int32)
-        for length in range(1, self.max_length + 1):
-            last_token = padded[:, length - 1 : length - 1 + sequence_length] + 1
-            hash_1 = tf.math.floormod(hash_1 * base_1 + last_token, modulus_1)
-            hash_2 = tf.math.floormod(hash_2 * base_2 + last_token, modulus_2)
-            entity = self._table.lookup(hash_1 * 2**31 + hash_2)
-            hit = (
-                (entity != NO_ENTITY)
-                & (positions[tf.newaxis] + length <= lengths[:, tf.newaxis])
-                & ~continues_word[:, length : length + sequence_length]
-            )
-            longest = tf.where(hit, length, longest)
-            found_entity = tf.where(hit, entity, found_entity)
-        return _leftmost_longest_tensor(longest, found_entity)
+
+        def grow(length, windows, row_ends, hash_1, hash_2, longest, entity):
+            next_token = tf.gather(flat_ids, windows + length - 1) + 1
+            hash_1 = tf.math.floormod(hash_1 * base_1 + next_token, modulus_1)
+            hash_2 = tf.math.floormod(hash_2 * base_2 + next_token, modulus_2)
+            value = self._table.lookup(hash_1 * 2**31 + hash_2)
+            value = tf.where(windows + length <= row_ends, value, 0)
+            hit = (value >= _PREFIX_ENTITY) & ~tf.gather(continues_word, windows + length)
+            hits = tf.boolean_mask(windows, hit)[:, tf.newaxis]
+            longest = tf.tensor_scatter_nd_update(longest, hits, tf.fill(tf.shape(hits)[:1], tf.cast(length, tf.int32)))
+            entity = tf.tensor_scatter_nd_update(entity, hits, tf.boolean_mask(value // _PREFIX_ENTITY, hit))
+            grows = (value % _PREFIX_ENTITY) == _PREFIX_EXTENDS
+            masked = [tf.boolean_mask(tensor, grows) for tensor in (windows, row_ends, hash_1, hash_2)]
+            return (length + 1, *masked, longest, entity)
+
+        empty = tf.zeros([batch_size * width], tf.int32)
+        *_, longest, entity = tf.while_loop(
+            lambda length, windows, *_: (length <= self.max_length) & (tf.size(windows) > 0),
+            grow,
+            (tf.constant(1, tf.int64), windows, row_ends, tf.zeros_like(windows), tf.zeros_like(windows), empty, empty),
+        )
+        longest = tf.reshape(longest, [batch_size, width])[:, :sequence_length]
+        entity = tf.reshape(entity, [batch_size, width])[:, :sequence_length]
+        return _leftmost_longest_tensor(longest, entity)
 
 
 def _leftmost_longest_tensor(longest, entity):
@@ -469,7 +500,7 @@ def _leftmost_longest_tensor(longest, entity):
     nothing starts, so the chosen mentions start at the positions with a hit
     on the chain of jumps from 0. Pointer doubling finds the chain's k-th
     position for every k at once in log2(seq) rounds of gathers, instead of
-    a seq-step loop (a `tf.scan` over positions was ~20x slower). A mention
+    a seq-step loop (a `tf.scan` over positions took ~20x longer on a CPU). A mention
     then adds its id at its start and subtracts it at its end, and a
     cumulative sum spreads it over its tokens.
 
@@ -485,7 +516,8 @@ def _leftmost_longest_tensor(longest, entity):
 
     batch_size, sequence_length = tf.shape(longest)[0], tf.shape(longest)[1]
     # Position seq, the end, jumps to itself.
-    jumps = tf.pad(tf.range(sequence_length) + tf.maximum(longest, 1), [[0, 0], [0, 1]], constant_values=sequence_length)
+    jumps = tf.range(sequence_length) + tf.maximum(longest, 1)
+    jumps = tf.pad(jumps, [[0, 0], [0, 1]], constant_values=sequence_length)
     steps = tf.range(sequence_length + 1)
 
     def double(round_index, chain, jumps):
@@ -517,27 +549,44 @@ def _leftmost_longest_tensor(longest, entity):
     return tf.cumsum(deltas, axis=1)[:, :-1]
 
 
-def _collision_free_bases(token_forms):
-    """Returns `((base_1, base_2), keys)`: hash bases under which no two forms share a key."""
+def _hashed_prefixes(token_trie):
+    """Returns `(bases, keys, values)` of every prefix of a surface form in `token_trie`.
+
+    A key is the int64 hash `_HashedPrefixMatcher` computes in-graph for a
+    window of token ids, under hash bases that give distinct prefixes
+    distinct keys. A value is `_PREFIX_ENTITY * (entity_id + 1)` if the
+    prefix is a whole surface form (0 otherwise), plus `_PREFIX_EXTENDS` if
+    a longer form starts with it.
+
+    Raises:
+        KfineError: no such bases were found (practically never).
+    """
+    modulus_1, modulus_2 = _MODULI
     for attempt in range(_HASH_ATTEMPTS):
         rng = np.random.default_rng(attempt)
-        bases = tuple(int(rng.integers(2, modulus)) for modulus in _MODULI)
-        keys = [_window_key(form, bases) for form in token_forms]
+        base_1, base_2 = (int(rng.integers(2, modulus)) for modulus in _MODULI)
+        keys, values = [], []
+        pending = [(token_trie, 0, 0)]
+        while pending:
+            node, hash_1, hash_2 = pending.pop()
+            for token_id, child in node.items():
+                if token_id == _ENTITY:
+                    continue
+                child_1 = (hash_1 * base_1 + token_id + 1) % modulus_1
+                child_2 = (hash_2 * base_2 + token_id + 1) % modulus_2
+                entity_id = child.get(_ENTITY)
+                keys.append(child_1 * 2**31 + child_2)
+                values.append(
+                    (0 if entity_id is None else _PREFIX_ENTITY * (entity_id + 1))
+                    + (_PREFIX_EXTENDS if len(child) > (entity_id is not None) else 0)
+                )
+                pending.append((child, child_1, child_2))
         if len(set(keys)) == len(keys):
-            return bases, keys
+            return (base_1, base_2), keys, values
     raise KfineError(
-        f"No collision-free hash of the {len(token_forms)} tokenized surface forms was found "
+        f"No collision-free hash of the {len(keys)} prefixes of tokenized surface forms was found "
         f"in {_HASH_ATTEMPTS} attempts; this should not happen, please report it."
     )
-
-
-def _window_key(token_ids, bases):
-    """The int64 key `_HashedWindowMatcher` computes in-graph for a window of `token_ids`."""
-    hashes = [0, 0]
-    for token_id in token_ids:
-        for index, (base, modulus) in enumerate(zip(bases, _MODULI)):
-            hashes[index] = (hashes[index] * base + token_id + 1) % modulus
-    return hashes[0] * 2**31 + hashes[1]
 
 
 def _build_trie(forms):
@@ -604,15 +653,18 @@ def _id_list(token_ids):
 def _token_patterns():
     """Returns the regexes that split text into words and punctuation, capturing them.
 
-    Words are runs of `\\w` characters and combining marks (Python's `\\w`
+    Words are runs of letters, digits and combining marks (Python's `\\w`
     leaves out marks such as Devanagari vowel signs, which would otherwise
-    split words); a punctuation token is one other non-space character with
-    the marks that follow it, so NFC never composes across tokens.
+    split words, and takes in `_`, which the tokenizer splits off); a
+    punctuation token is one other non-space character with the marks that
+    follow it, so NFC never composes across tokens.
 
-    The first regex knows only the marks of the Basic Multilingual Plane and
-    is for texts without characters beyond it: `re` checks a character class
-    holding astral ranges about 3x slower. The second knows every mark.
-    Built on first use, since scanning the Unicode tables takes ~50 ms.
+    The second regex is that definition. The first, about twice as fast,
+    gives the same tokens for texts without `_` and without characters
+    beyond the Basic Multilingual Plane: it counts `_` as a word character
+    and knows only the marks of that plane (`re` checks a character class
+    holding astral ranges about 3x slower). Built on first use, since
+    scanning the Unicode tables takes ~50 ms.
     """
 
     def marks_class(codes):
@@ -623,12 +675,12 @@ def _token_patterns():
             ranges.append(f"{re.escape(chr(run[0]))}-{re.escape(chr(run[-1]))}")
         return "".join(ranges)
 
-    def pattern(marks):
-        return re.compile(rf"([\w{marks}]+|[^\w\s{marks}][{marks}]*)")
-
     basic = marks_class(range(0x10000))
-    astral = marks_class(itertools.chain(range(0x10000, 0x20000), range(0xE0000, 0xE0200)))
-    return pattern(basic), pattern(basic + astral)
+    marks = basic + marks_class(itertools.chain(range(0x10000, 0x20000), range(0xE0000, 0xE0200)))
+    return (
+        re.compile(rf"([\w{basic}]+|[^\w\s{basic}][{basic}]*)"),
+        re.compile(rf"((?:[^\W_]|[{marks}])+|(?:_|[^\w\s{marks}])[{marks}]*)"),
+    )
 
 
 def _short_repr(value):
