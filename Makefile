@@ -16,7 +16,7 @@ $(STAMP): setup.py
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/kfine bench --quick --out demo_out
+	$(BIN)/kfine bench --quick --methods baseline,knowledge --seeds 2 --out demo_out
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests

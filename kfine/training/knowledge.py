@@ -25,7 +25,7 @@ from kfine.models.loading import load_model
 from kfine.training.methods import register_method
 from kfine.training.mle import next_token_loss
 
-QUICK_EPOCHS = 12
+QUICK_EPOCHS = 8
 FULL_EPOCHS = 30
 
 
