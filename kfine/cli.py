@@ -12,6 +12,13 @@ import sys
 
 from kfine.errors import KfineError
 
+class _Parser(argparse.ArgumentParser):
+    """Reports a bad flag on one line (`kfine bench: error: ...`), exit 2, like every kfine error."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _positive_int(text):
     try:
         value = int(text)
@@ -111,7 +118,7 @@ def cmd_bench(args):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="kfine", description="Fine-tune Keras language models without hallucinating.")
+    parser = _Parser(prog="kfine", description="Fine-tune Keras language models without hallucinating.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     data = commands.add_parser("data", help="write a bundled dataset in the generic KG format")

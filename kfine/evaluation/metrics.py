@@ -4,7 +4,9 @@ For a prompt (subject, relation) with gold objects O, the greedy completion up
 to the end of the sentence is mapped to a KG entity by alias match:
 
 - the answer is the completion with the template's text after `{object}`
-  removed, or else the longest KG name or alias the completion starts with;
+  removed, if that is a KG name or alias; or else the longest KG name or alias
+  the completion starts with (ending at a word boundary), so text the model
+  adds after the answer ("Paris. It is ...") does not hide it;
 - names compare case- and whitespace-normalized (`normalize_name`);
 - **correct**: the answer's entity is in O; **abstained**: the answer is the
   abstention phrase; **hallucinated**: anything else. An answer that is no KG
@@ -21,6 +23,7 @@ from kfine.knowledge.names import normalize_name
 DEFAULT_ABSTENTION = "unknown"
 METRICS = ("accuracy", "hallucination_rate", "abstention_rate", "invalid_entity_rate")
 CORRECT, ABSTAINED, HALLUCINATED = "correct", "abstained", "hallucinated"
+_SENTENCE_END = ".!?"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,26 +60,32 @@ class AnswerJudge:
         self._longest_name = max((len(name) for name in self._entity_by_name), default=0)
 
     def answer(self, completion, suffix=""):
-        """Returns `(answer_text, entity_or_None)` for a completion."""
+        """Returns `(answer_text, entity_or_None)` for a completion.
+
+        The completion minus the template's ending (or minus a final period),
+        if that is a KG name or the abstention phrase; else the longest KG name
+        the completion starts with, ending at a word boundary; else the whole
+        completion, which is no entity.
+        """
         text = normalize_name(completion)
         ending = normalize_name(suffix)
-        if ending and text.endswith(ending):
-            answer = text[: -len(ending)].strip()
-            return answer, self._entity_by_name.get(answer)
-        if text in self._entity_by_name:
-            return text, self._entity_by_name[text]
+        candidates = [text[: -len(ending)].strip()] if ending and text.endswith(ending) else []
+        candidates += [text, text.rstrip(_SENTENCE_END)]
+        for candidate in candidates:
+            if candidate in self._entity_by_name or candidate == self.abstention:
+                return candidate, self._entity_by_name.get(candidate)
         for length in range(min(len(text), self._longest_name), 0, -1):
             prefix = text[:length]
             if prefix in self._entity_by_name and _ends_at_boundary(text, length):
                 return prefix, self._entity_by_name[prefix]
-        return text, None
+        return candidates[0], None
 
     def judge(self, prompt, completion, suffix, gold_objects):
         """Returns the `Judgement` of `completion` for a prompt with `gold_objects`."""
         answer, entity = self.answer(completion, suffix)
         if entity is not None and entity in gold_objects:
             verdict = CORRECT
-        elif answer == self.abstention:
+        elif entity is None and answer == self.abstention:
             verdict = ABSTAINED
         else:
             verdict = HALLUCINATED

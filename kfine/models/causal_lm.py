@@ -53,8 +53,8 @@ class CausalLanguageModel(keras.Sequential):
 
     @property
     def head(self):
-        last = self.layers[-1] if self.layers else None
-        return last if isinstance(last, LanguageModelHead) else None
+        """The `LanguageModelHead` (None while the model has none)."""
+        return next((layer for layer in self.layers if isinstance(layer, LanguageModelHead)), None)
 
     @property
     def hidden_dim(self):
@@ -69,9 +69,13 @@ class CausalLanguageModel(keras.Sequential):
         head = self.head
         if head is None or getattr(layer, "consumes_logits", False):
             return super().add(layer, rebuild=rebuild)
-        self.pop(rebuild=False)
+        # Take off the head and whatever reads the logits, add, put them back.
+        later = []
+        while later[-1:] != [head]:
+            later.append(self.pop(rebuild=False))
         super().add(layer, rebuild=False)
-        super().add(head, rebuild=rebuild)
+        for index, moved in enumerate(reversed(later)):
+            super().add(moved, rebuild=rebuild and index == len(later) - 1)
 
     def hidden_states(self, token_ids, training=False):
         """Runs every layer before the head; returns `(batch, sequence, hidden_dim)`."""

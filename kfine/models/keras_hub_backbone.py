@@ -68,8 +68,8 @@ def from_keras_hub(backbone, vocabulary, name="kfine_keras_hub_lm"):
     """Builds a `CausalLanguageModel` around a keras-hub backbone.
 
     The backbone keeps its weights; the `LanguageModelHead` starts as a copy of
-    the backbone's (tied) token embedding, so the model predicts what the
-    backbone's own LM head would. kfine tokenizes with a WordPiece vocabulary:
+    the rows of the backbone's (tied) token embedding that the vocabulary
+    uses, so the model predicts what the backbone's own LM head would. kfine tokenizes with a WordPiece vocabulary:
     pass one whose size does not exceed the backbone's `vocabulary_size`
     (e.g. `WordPieceTokenizer.learn(...)`), or train the backbone with it.
 
@@ -88,7 +88,8 @@ def from_keras_hub(backbone, vocabulary, name="kfine_keras_hub_lm"):
             f"the vocabulary has {len(vocabulary)} tokens but the backbone embeds only "
             f"{backbone.vocabulary_size}; learn a smaller vocabulary"
         )
-    head = LanguageModelHead(backbone.vocabulary_size, name="language_model_head")
+    # The head predicts only the kfine vocabulary, so no id past it is ever sampled.
+    head = LanguageModelHead(len(vocabulary), name="language_model_head")
     model = CausalLanguageModel(
         [
             keras.Input(shape=(None,), dtype="int32", name="token_ids"),
@@ -99,7 +100,7 @@ def from_keras_hub(backbone, vocabulary, name="kfine_keras_hub_lm"):
         name=name,
     )
     embeddings = keras.ops.convert_to_numpy(backbone.token_embedding.embeddings)
-    head.kernel.assign(embeddings.T)
+    head.kernel.assign(embeddings[: len(vocabulary)].T)
     return model
 
 

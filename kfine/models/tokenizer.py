@@ -128,7 +128,13 @@ class WordPieceTokenizer:
         return self.decode_batch([ids])[0]
 
     def decode_batch(self, rows):
-        rows = [[int(i) for i in row if int(i) >= len(RESERVED_TOKENS)] for row in rows]
+        rows = [[int(i) for i in row] for row in rows]
+        for row in rows:
+            outside = [i for i in row if not 0 <= i < self.vocabulary_size]
+            if outside:
+                # tensorflow-text would crash the process on such an id.
+                raise ModelError(f"token id {outside[0]} is outside the vocabulary of {self.vocabulary_size} tokens")
+        rows = [[i for i in row if i >= len(RESERVED_TOKENS)] for row in rows]
         if not rows:
             return []
         ragged = tf.ragged.constant(rows, dtype=tf.int32, ragged_rank=1)

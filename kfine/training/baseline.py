@@ -16,6 +16,8 @@ FULL_EPOCHS = 40
 @register_method("baseline")
 def fine_tune_baseline(task, pretrained, seed, log_dir, quick=False, verbose=0):
     """Fine-tunes the pretrained LM on the finetune sentences with next-token loss."""
+    # Seed before loading: layers draw their dropout seeds when they are built.
+    keras.utils.set_random_seed(seed)
     model = load_model(pretrained)
     train_mle(
         model,

@@ -1,0 +1,55 @@
+"""The `knowledge` method on a KG of another domain: it must answer held-out facts the baseline cannot."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from kfine.evaluation.evaluate import judge_prompts
+from kfine.evaluation.metrics import rates
+from kfine.training.baseline import fine_tune_baseline
+from kfine.training.knowledge import KnowledgeLanguageModel, fine_tune_knowledge
+
+
+@pytest.fixture(scope="module")
+def knowledge_generator(people_task, pretrained_dir, tmp_path_factory):
+    return fine_tune_knowledge(people_task, pretrained_dir, seed=0, log_dir=str(tmp_path_factory.mktemp("tb")))
+
+
+def heldout_accuracy(generator, task):
+    return rates(judge_prompts(generator, task.knowledge_graph, task.evaluation_prompts("heldout")))["accuracy"]
+
+
+@pytest.mark.slow
+def test_knowledge_beats_baseline_on_heldout_facts(people_task, pretrained_dir, knowledge_generator, tmp_path):
+    baseline = fine_tune_baseline(people_task, pretrained_dir, seed=0, log_dir=str(tmp_path))
+    knowledge_accuracy = heldout_accuracy(knowledge_generator, people_task)
+    baseline_accuracy = heldout_accuracy(baseline, people_task)
+    assert knowledge_accuracy > baseline_accuracy
+    assert knowledge_accuracy >= 0.6
+
+
+def test_multi_token_names_are_copied_whole(people_task, knowledge_generator):
+    prompts = [(prompt, gold) for prompt, gold in people_task.evaluation_prompts("heldout")
+               if prompt.relation == "works_for"]
+    assert prompts, "the held-out split should ask whom someone works for"
+    completions = knowledge_generator.generate([prompt.text for prompt, _ in prompts])
+    companies = {"Quillstone Works", "Brightwell Foundry", "Harrow & Sons", "Lumen Freight"}
+    judged = judge_prompts(knowledge_generator, people_task.knowledge_graph, prompts)
+    # Whatever fact the pointer picks, the copied object is a whole KG name, never a fragment.
+    assert all(judgement.entity is not None for judgement in judged), completions
+    assert any(judgement.entity in companies for judgement in judged)
+
+
+def test_knowledge_model_saves_and_loads_identically(knowledge_generator, tmp_path):
+    model = knowledge_generator.model
+    path = os.path.join(tmp_path, "knowledge.keras")
+    model.save(path)
+    restored = keras.models.load_model(path, safe_mode=True)
+    assert isinstance(restored, KnowledgeLanguageModel)
+    token_ids = np.array([[2, 10, 11, 12, 0]], "int32")
+    entity_ids = np.array([[0, 1, 1, 0, 0]], "int32")
+    inputs = {"token_ids": token_ids, "entity_ids": entity_ids}
+    for key in ("logits", "fact_scores"):
+        np.testing.assert_allclose(model(inputs)[key], restored(inputs)[key], atol=1e-6)
