@@ -1,0 +1,156 @@
+"""The `kfine` command line, run as a user runs it: in a subprocess."""
+
+import os
+import re
+import subprocess
+import sys
+
+import keras
+import pytest
+
+from kfine.datasets.geonames import build_geonames
+from kfine.knowledge import KnowledgeGraph, Templates
+
+COMMAND = [sys.executable, "-m", "kfine.cli"]
+# TensorFlow's C++ runtime may log (e.g. "failed call to cuInit" on a machine
+# without a GPU driver) whatever kfine does; those lines are not kfine's output.
+_RUNTIME_LOG = re.compile(r"^([IWEF]\d{4} \d\d:\d\d:\d\d\.\d+ +\d+ \S+:\d+\]|WARNING: All log messages before absl)")
+
+
+def kfine_lines(stderr):
+    return [line for line in stderr.splitlines() if line.strip() and not _RUNTIME_LOG.match(line)]
+
+
+@pytest.fixture(scope="module")
+def bad_inputs(tmp_path_factory, people_kg_files):
+    """Files a user might wrongly pass: a malformed triples file, a text file, a Keras model that is no kfine LM."""
+    directory = tmp_path_factory.mktemp("bad_inputs")
+    paths = {"dir": str(directory)}
+    paths["malformed"] = str(directory / "malformed.tsv")
+    with open(paths["malformed"], "w", encoding="utf-8") as stream:
+        stream.write("subject\trelation\tobject\nAlda Varenko\tborn_in\tDunmoor\nBorin Quillby\tborn_in\n")
+    paths["text"] = str(directory / "notes.txt")
+    with open(paths["text"], "w", encoding="utf-8") as stream:
+        stream.write("not a model\n")
+    paths["dense"] = str(directory / "dense.keras")
+    keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)]).save(paths["dense"])
+    return paths
+
+
+def error_cases(kg, bad, model):
+    """`{case: (arguments, text the error line must quote)}`."""
+    out = os.path.join(bad["dir"], "out")
+    missing_model = os.path.join(bad["dir"], "no_such_model")
+    kg_flags = ["--triples", kg["triples"], "--templates", kg["templates"]]
+    return {
+        "missing_triples_file": (
+            ["bench", "--triples", os.path.join(bad["dir"], "missing.tsv"), "--templates", kg["templates"],
+             "--model", model, "--out", out], os.path.join(bad["dir"], "missing.tsv")),
+        "triples_without_templates": (["bench", "--triples", kg["triples"], "--model", model, "--out", out],
+                                      "--templates"),
+        "malformed_triples_file": (
+            ["bench", "--triples", bad["malformed"], "--templates", kg["templates"], "--model", model, "--out", out],
+            f"{bad['malformed']}:3:"),
+        "seeds_zero": (["bench", *kg_flags, "--model", model, "--seeds", "0", "--out", out], "--seeds"),
+        "unknown_method": (["bench", *kg_flags, "--model", model, "--methods", "baseline,nope", "--out", out],
+                           "--methods: unknown method 'nope'"),
+        "model_missing_dir": (["generate", "--model", missing_model, "Alda Varenko was born in"], missing_model),
+        "model_text_file": (["generate", "--model", bad["text"], "Alda Varenko was born in"], bad["text"]),
+        "model_not_kfine": (["generate", "--model", bad["dense"], "Alda Varenko was born in"], bad["dense"]),
+    }
+
+
+GENERATE_PROMPTS = ["Alda Varenko was born in", "The employer of Borin Quillby is"]
+
+
+@pytest.fixture(scope="module")
+def runs(people_kg_files, bad_inputs, pretrained_dir, tmp_path_factory):
+    """Starts every command of this module at once, since each pays TensorFlow's start-up.
+
+    Returns `finish(name) -> (returncode, stdout, stderr)`; error cases are named as in `error_cases`.
+    """
+    commands = {case: [*COMMAND, *arguments]
+                for case, (arguments, _) in error_cases(people_kg_files, bad_inputs, pretrained_dir).items()}
+    data_dir = str(tmp_path_factory.mktemp("data") / "geonames")
+    commands.update({
+        # The console script installed beside this Python, as users type it.
+        "help": [os.path.join(os.path.dirname(sys.executable), "kfine"), "--help"],
+        "data": [*COMMAND, "data", "geonames", "--out", data_dir],
+        "generate": [*COMMAND, "generate", "--model", pretrained_dir, "--max-new-tokens", "4", *GENERATE_PROMPTS],
+    })
+    outside_the_repository = str(tmp_path_factory.mktemp("cwd"))
+    processes = {
+        name: subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               cwd=outside_the_repository)
+        for name, command in commands.items()
+    }
+    results = {}
+
+    def finish(name):
+        if name not in results:
+            stdout, stderr = processes[name].communicate(timeout=600)
+            results[name] = (processes[name].returncode, stdout, stderr)
+        return results[name]
+
+    finish.data_dir = data_dir
+    yield finish
+    for process in processes.values():
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
+CASES = [
+    "missing_triples_file", "triples_without_templates", "malformed_triples_file", "seeds_zero", "unknown_method",
+    "model_missing_dir", "model_text_file", "model_not_kfine",
+]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_input_exits_2_with_one_line(runs, people_kg_files, bad_inputs, pretrained_dir, case):
+    returncode, stdout, stderr = runs(case)
+    quoted = error_cases(people_kg_files, bad_inputs, pretrained_dir)[case][1]
+    assert "Traceback" not in stderr and "Traceback" not in stdout, stderr
+    assert returncode == 2, stderr
+    lines = kfine_lines(stderr)
+    assert len(lines) == 1, f"expected one line on stderr, got:\n{stderr}"
+    assert re.match(r"kfine( \w+)?: error: ", lines[0]), lines[0]
+    assert quoted in lines[0], lines[0]
+
+
+def test_cases_are_all_run(people_kg_files, bad_inputs):
+    assert sorted(CASES) == sorted(error_cases(people_kg_files, bad_inputs, "model"))
+
+
+def test_help_lists_the_subcommands(runs):
+    returncode, stdout, stderr = runs("help")
+    assert returncode == 0, stderr
+    for command in ("data", "pretrain", "generate", "bench"):
+        assert re.search(rf"^\s+{command}\s", stdout, re.MULTILINE), stdout
+
+
+def test_data_geonames_round_trips(runs):
+    returncode, stdout, stderr = runs("data")
+    assert returncode == 0, stderr
+    out = runs.data_dir
+    assert sorted(os.listdir(out)) == ["aliases.tsv", "templates.json", "triples.tsv"]
+    assert stdout.startswith("wrote ")
+    graph, templates = build_geonames()
+    written = KnowledgeGraph.from_files(os.path.join(out, "triples.tsv"), os.path.join(out, "aliases.tsv"))
+    assert written.entities == graph.entities
+    assert written.relations == graph.relations
+    assert written.triples == graph.triples
+    assert written.alias_pairs == graph.alias_pairs
+    assert written.fingerprint() == graph.fingerprint()
+    assert Templates.from_file(os.path.join(out, "templates.json")) == templates
+    assert f"{graph.num_entities} entities" in stdout
+
+
+def test_generate_prints_one_line_per_prompt(runs):
+    returncode, stdout, stderr = runs("generate")
+    assert returncode == 0, stderr
+    lines = stdout.splitlines()
+    assert len(lines) == 2
+    for line, prompt in zip(lines, GENERATE_PROMPTS):
+        assert line.startswith(prompt + " ")
+        assert len(line) > len(prompt) + 1
