@@ -6,6 +6,7 @@ atomically).
 """
 
 import argparse
+import logging
 import os
 import shlex
 import sys
@@ -158,6 +159,7 @@ def build_parser():
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)  # retracing notices are not the user's concern
     try:
         args.run(args)
     except KfineError as error:
