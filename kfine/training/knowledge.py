@@ -176,17 +176,11 @@ class KnowledgeGenerator(Generator):
         """The entity id (0-based) the fact pointer picks after each row, or -1 if none."""
         picked = []
         for start in range(0, len(rows), self.batch_size):
-            batch, entities = rows[start : start + self.batch_size], entity_rows[start : start + self.batch_size]
-            length = max(len(row) for row in batch)
-            token_ids = np.zeros((len(batch), length), "int32")
-            entity_ids = np.zeros_like(token_ids)
-            for index, (row, entity_row) in enumerate(zip(batch, entities)):
-                token_ids[index, : len(row)] = row
-                entity_ids[index, : len(row)] = entity_row
-            inputs = {"token_ids": token_ids, "entity_ids": entity_ids}
+            batch = rows[start : start + self.batch_size]
+            inputs = _padded(batch, entity_rows[start : start + self.batch_size])
             last = np.array([len(row) - 1 for row in batch])
             scores = tf.gather(self.model(inputs, training=False)["fact_scores"], last, axis=1, batch_dims=1)
-            _, _, objects = self.model.fact_slots(entity_ids)
+            _, _, objects = self.model.fact_slots(inputs["entity_ids"])
             objects = tf.gather(objects, last, axis=1, batch_dims=1).numpy()
             choice = np.argmax(scores.numpy()[:, 1:], axis=-1)
             chosen = objects[np.arange(len(batch)), choice]
@@ -220,19 +214,25 @@ class KnowledgeGenerator(Generator):
         scores = []
         for start in range(0, len(candidates), self.batch_size):
             batch = candidates[start : start + self.batch_size]
-            length = max(len(tokens) for tokens, _, _ in batch)
-            token_ids = np.zeros((len(batch), length), "int32")
-            entity_ids = np.zeros_like(token_ids)
-            for row, (tokens, entities, _) in enumerate(batch):
-                token_ids[row, : len(tokens)] = tokens
-                entity_ids[row, : len(tokens)] = entities
-            logits = self.model({"token_ids": token_ids, "entity_ids": entity_ids}, training=False)["logits"]
+            inputs = _padded([tokens for tokens, _, _ in batch], [entities for _, entities, _ in batch])
+            logits = self.model(inputs, training=False)["logits"]
             log_probs = tf.nn.log_softmax(logits, axis=-1).numpy()
             for row, (tokens, _, begin) in enumerate(batch):
                 positions = np.arange(begin, len(tokens))
                 scores.append(float(log_probs[row, positions - 1, np.array(tokens)[positions]].sum()))
         per_row = len(self._endings)
         return [self._endings[int(np.argmax(scores[i * per_row : (i + 1) * per_row]))] for i in range(len(indices))]
+
+
+def _padded(token_rows, entity_rows):
+    """Right-pads token and entity-id rows into the model's input dict."""
+    length = max(len(row) for row in token_rows)
+    token_ids = np.zeros((len(token_rows), length), "int32")
+    entity_ids = np.zeros_like(token_ids)
+    for index, (tokens, entities) in enumerate(zip(token_rows, entity_rows)):
+        token_ids[index, : len(tokens)] = tokens
+        entity_ids[index, : len(tokens)] = entities
+    return {"token_ids": token_ids, "entity_ids": entity_ids}
 
 
 def build_knowledge_model(language_model, knowledge_graph, mode="gated"):
