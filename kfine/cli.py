@@ -92,13 +92,34 @@ def cmd_generate(args):
     from kfine.models.generation import Generator, make_sampler
     from kfine.models.loading import load_model
 
+    from kfine.models.loading import load_metadata
+    from kfine.training.finetune import FINE_TUNED_KIND, load_fine_tuned
+
     sampler = make_sampler(args.sampler, k=args.top_k, p=args.top_p, seed=args.seed)
-    model = load_model(_pretrained(args))
+    path = _pretrained(args)
+    if os.path.isdir(path) and load_metadata(path).get("kind") == FINE_TUNED_KIND:
+        generator = load_fine_tuned(path)
+        generator.sampler = sampler
+    else:
+        model = load_model(path)
+        generator = Generator(model, model.tokenizer, sampler=sampler)
     for prompt in args.prompts:
         if not prompt.strip():
             raise KfineError("prompt: empty text; give the beginning of a sentence")
-        completion = Generator(model, model.tokenizer, sampler=sampler).generate([prompt], args.max_new_tokens)[0]
-        print(f"{prompt} {completion}")
+        print(f"{prompt} {generator.generate([prompt], args.max_new_tokens)[0]}")
+
+
+def cmd_finetune(args):
+    from kfine.evaluation.task import QUICK, FULL, FactTask
+    from kfine.training.finetune import fine_tune, results_lines
+    from kfine.training.methods import get_method
+
+    get_method(args.method)
+    task = FactTask.from_files(**_kg_files(args), size=QUICK if args.quick else FULL)
+    metadata = fine_tune(task, _pretrained(args), args.method, args.out, seed=args.seed, quick=args.quick,
+                         log_dir=args.logdir, verbose=1 if sys.stdout.isatty() else 2, command=_command_line())
+    print(f"saved {args.out} ({args.method}, seed {args.seed}); greedy answers per split:")
+    print("\n".join(results_lines(metadata)))
 
 
 def cmd_bench(args):
@@ -145,6 +166,16 @@ def build_parser():
     generate.add_argument("--max-new-tokens", type=_positive_int, default=16)
     generate.add_argument("--seed", type=int, default=None)
     generate.set_defaults(run=cmd_generate)
+
+    finetune = commands.add_parser("finetune", help="fine-tune the pretrained model with one method and save it")
+    _add_kg_arguments(finetune)
+    finetune.add_argument("--method", default="knowledge", help="a registered method (baseline, knowledge)")
+    finetune.add_argument("--model", help="pretrained model directory (default: the shipped model)")
+    finetune.add_argument("--out", required=True, help="directory for the fine-tuned model and its KG")
+    finetune.add_argument("--seed", type=int, default=0)
+    finetune.add_argument("--quick", action="store_true", help="the bench's quick configuration")
+    finetune.add_argument("--logdir", help="TensorBoard log directory (default OUT-logs)")
+    finetune.set_defaults(run=cmd_finetune)
 
     bench = commands.add_parser("bench", help="the hallucination benchmark over methods and seeds")
     _add_kg_arguments(bench)

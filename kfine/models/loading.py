@@ -70,7 +70,7 @@ def load_metadata(path):
         raise ModelError(f"{metadata_path}: unreadable metadata: {error}") from error
 
 
-def save_model(model, directory, metadata=None, card=None):
+def save_model(model, directory, metadata=None, card=None, write_extra=None):
     """Writes `model` (without optimizer state), its metadata and card, atomically.
 
     Args:
@@ -78,12 +78,19 @@ def save_model(model, directory, metadata=None, card=None):
         directory: str. Created or replaced as a whole.
         metadata: dict. Written as `training.json`.
         card: str. Markdown written as `README.md` (the model card).
+        write_extra: callable(staging_directory) writing more files (e.g. the KG).
     """
     # A fresh copy has no optimizer, so the artifact holds weights only.
+    # Subclassed models are built only by a call; those are saved as they are.
     inference_copy = model.__class__.from_config(model.get_config())
-    inference_copy.set_weights(model.get_weights())
+    if inference_copy.built:
+        inference_copy.set_weights(model.get_weights())
+    else:
+        inference_copy = model
     with atomic_directory(directory) as staging:
         inference_copy.save(os.path.join(staging, MODEL_FILE))
+        if write_extra is not None:
+            write_extra(staging)
         if metadata is not None:
             with open(os.path.join(staging, METADATA_FILE), "w", encoding="utf-8") as stream:
                 json.dump(metadata, stream, indent=2, ensure_ascii=False)

@@ -154,8 +154,9 @@ class KnowledgeGenerator(Generator):
     def __init__(self, model, linker, endings=(".",), **kwargs):
         super().__init__(model, model.tokenizer, **kwargs)
         self.linker = linker
+        self.endings = sorted(set(endings))
         eos = [self.tokenizer.eos_id]
-        self._endings = [row + eos for row in self.tokenizer.encode_batch(sorted(set(endings)), add_bos=False)]
+        self._endings = [row + eos for row in self.tokenizer.encode_batch(self.endings, add_bos=False)]
         graph = linker.knowledge_graph
         self._name_ids = self.tokenizer.encode_batch(graph.entities, add_bos=False)
         # Entity names are whole words: right after one, a "##" word piece
