@@ -27,7 +27,7 @@ def fine_tune(task, pretrained, method, out_dir, seed=0, quick=False, log_dir=No
     Returns:
         The metadata written to `training.json`, with per-split rates.
     """
-    generator = get_method(method)(task, pretrained, seed, log_dir or os.path.join(out_dir + "-logs"),
+    generator = get_method(method)(task, pretrained, seed, log_dir or os.path.normpath(out_dir) + "-logs",
                                    quick=quick, verbose=verbose)
     evaluation = evaluate_splits(generator, task, SPLITS)
     metadata = {
