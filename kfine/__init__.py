@@ -28,7 +28,10 @@ def _import_tensorflow_quietly():
         import tensorflow  # noqa: F401
         import tensorflow_text  # noqa: F401
 
-        tensorflow.config.list_logical_devices()  # device probing logs once, here
+        # Device probing logs once, here; but it starts TensorFlow's runtime, after
+        # which a multi-worker cluster (TF_CONFIG) can no longer be joined.
+        if "TF_CONFIG" not in os.environ:
+            tensorflow.config.list_logical_devices()
     finally:
         os.dup2(saved, 2)
         os.close(saved)

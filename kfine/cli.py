@@ -54,6 +54,30 @@ def _kg_files(args):
     return {"triples": args.triples, "templates": args.templates, "aliases": args.aliases}
 
 
+def _add_strategy_arguments(parser):
+    from kfine.training.strategy import STRATEGIES
+
+    group = parser.add_argument_group("distribution (see README: several GPUs, hosts, TPU)")
+    group.add_argument("--strategy", default="default", choices=STRATEGIES,
+                       help="tf.distribute strategy: default (one device), mirrored (all GPUs of this machine), "
+                            "multiworker (hosts named by TF_CONFIG), tpu")
+    group.add_argument("--tpu", help="with --strategy tpu: the TPU name or grpc:// address (default: TPU_NAME or local)")
+
+
+def _strategy(args):
+    from kfine.training.strategy import make_strategy
+
+    if args.tpu and args.strategy != "tpu":
+        raise KfineError("--tpu is only used with --strategy tpu")
+    return make_strategy(args.strategy, tpu=args.tpu)
+
+
+def _check_out(path):
+    """Refuses an --out that names an existing file: outputs are directories."""
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise KfineError(f"--out: {path} is a file; give a directory path")
+
+
 def _pretrained(args):
     from kfine.models.shipped import shipped_model_path
 
@@ -114,10 +138,17 @@ def cmd_finetune(args):
     from kfine.training.finetune import fine_tune, results_lines
     from kfine.training.methods import get_method
 
+    from kfine.models.loading import model_file
+
+    strategy = _strategy(args)  # first: multiworker must start before TensorFlow runs an op
     get_method(args.method)
+    _check_out(args.out)
+    pretrained = _pretrained(args)
+    model_file(pretrained)
     task = FactTask.from_files(**_kg_files(args), size=QUICK if args.quick else FULL)
-    metadata = fine_tune(task, _pretrained(args), args.method, args.out, seed=args.seed, quick=args.quick,
-                         log_dir=args.logdir, verbose=1 if sys.stdout.isatty() else 2, command=_command_line())
+    metadata = fine_tune(task, pretrained, args.method, args.out, seed=args.seed, quick=args.quick,
+                         log_dir=args.logdir, verbose=1 if sys.stdout.isatty() else 2, command=_command_line(),
+                         strategy=strategy, backup_dir=args.backup_dir, checkpoint_every=args.checkpoint_every)
     print(f"saved {args.out} ({args.method}, seed {args.seed}); greedy answers per split:")
     print("\n".join(results_lines(metadata)))
 
@@ -126,13 +157,19 @@ def cmd_bench(args):
     from kfine.evaluation.bench import run_bench
     from kfine.training.methods import get_method
 
+    from kfine.models.loading import model_file
+
+    strategy = _strategy(args)
     methods = [name.strip() for name in args.methods.split(",") if name.strip()]
     if not methods:
         raise KfineError("--methods: give at least one method name")
     for name in methods:
         get_method(name)
+    _check_out(args.out)
     files = _kg_files(args)
-    results = run_bench(files, _pretrained(args), methods, args.seeds, args.out, quick=args.quick)
+    pretrained = _pretrained(args)
+    model_file(pretrained)
+    results = run_bench(files, pretrained, methods, args.seeds, args.out, quick=args.quick, strategy=strategy)
     with open(os.path.join(args.out, "results.md"), encoding="utf-8") as stream:
         print(stream.read())
     print(f"wrote {args.out}/results.json, results.md, results.png and tensorboard/ "
@@ -175,6 +212,10 @@ def build_parser():
     finetune.add_argument("--seed", type=int, default=0)
     finetune.add_argument("--quick", action="store_true", help="the bench's quick configuration")
     finetune.add_argument("--logdir", help="TensorBoard log directory (default OUT-logs)")
+    _add_strategy_arguments(finetune)
+    finetune.add_argument("--backup-dir", help="training state backed up for resuming after a crash (default OUT-backup)")
+    finetune.add_argument("--checkpoint-every", type=_positive_int, metavar="STEPS",
+                          help="back up every STEPS batches as well as every epoch")
     finetune.set_defaults(run=cmd_finetune)
 
     bench = commands.add_parser("bench", help="the hallucination benchmark over methods and seeds")
@@ -184,6 +225,7 @@ def build_parser():
     bench.add_argument("--seeds", type=_positive_int, default=3)
     bench.add_argument("--out", required=True, help="output directory")
     bench.add_argument("--quick", action="store_true", help="subsample subjects and prompts (minutes on a CPU)")
+    _add_strategy_arguments(bench)
     bench.set_defaults(run=cmd_bench)
     return parser
 

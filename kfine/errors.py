@@ -30,3 +30,9 @@ def located(path, line, message):
     if line is None:
         return f"{path}: {message}"
     return f"{path}:{line}: {message}"
+
+
+def first_line(error):
+    """The first line of an exception's message (its type name if it has none), for one-line reports."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

@@ -14,11 +14,12 @@ from kfine.evaluation.task import FULL, QUICK, SPLITS, FactTask
 from kfine.io import atomic_file, write_json
 from kfine.models.loading import load_metadata
 from kfine.training.methods import get_method
+from kfine.training.strategy import strategy_scope
 
 SAMPLES_PER_SPLIT = 8
 
 
-def run_bench(task_files, pretrained, methods, seeds, out_dir, quick=False, verbose=0, echo=print):
+def run_bench(task_files, pretrained, methods, seeds, out_dir, quick=False, verbose=0, echo=print, strategy=None):
     """Fine-tunes each method with each seed, evaluates, and writes the reports.
 
     Args:
@@ -30,6 +31,7 @@ def run_bench(task_files, pretrained, methods, seeds, out_dir, quick=False, verb
         quick: bool. The quick configuration (subsampled subjects and prompts).
         verbose: Keras verbosity during fine-tuning.
         echo: callable for progress lines.
+        strategy: `tf.distribute.Strategy` or None. Methods run in its scope.
 
     Returns:
         The results dict written to results.json.
@@ -56,7 +58,8 @@ def run_bench(task_files, pretrained, methods, seeds, out_dir, quick=False, verb
         for seed in range(seeds):
             started = time.time()
             log_dir = os.path.join(out_dir, "tensorboard", method, str(seed))
-            generator = method_functions[method](task, pretrained, seed, log_dir, quick=quick, verbose=verbose)
+            with strategy_scope(strategy):
+                generator = method_functions[method](task, pretrained, seed, log_dir, quick=quick, verbose=verbose)
             evaluation = evaluate_splits(generator, task, SPLITS)
             values = {(split, metric): rates[metric] for split, (rates, _) in evaluation.items() for metric in METRICS}
             values[("heldout", "perplexity")] = perplexity(generator, task.heldout_sentences)

@@ -6,7 +6,7 @@ import zipfile
 
 import keras
 
-from kfine.errors import ModelError
+from kfine.errors import ModelError, first_line
 from kfine.io import atomic_directory
 
 MODEL_FILE = "model.keras"
@@ -50,8 +50,7 @@ def load_model(path):
     try:
         model = keras.models.load_model(path, safe_mode=True, compile=False)
     except Exception as error:  # Keras raises many types; report them in one line
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ModelError(f"{path}: cannot load the model: {first_line}") from error
+        raise ModelError(f"{path}: cannot load the model: {first_line(error)}") from error
     if not isinstance(model, CausalLanguageModel) or model.tokenizer is None:
         raise ModelError(f"{path}: not a kfine language model (got {type(model).__name__} without a tokenizer)")
     return model

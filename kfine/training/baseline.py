@@ -8,6 +8,7 @@ from kfine.models.generation import Generator
 from kfine.models.loading import load_model
 from kfine.training.methods import register_method
 from kfine.training.mle import train_mle
+from kfine.training.resume import backup_callbacks
 
 QUICK_EPOCHS = 30
 FULL_EPOCHS = 40
@@ -26,7 +27,7 @@ def fine_tune_baseline(task, pretrained, seed, log_dir, quick=False, verbose=0):
         batch_size=32,
         learning_rate=2e-3,
         seed=seed,
-        callbacks=[keras.callbacks.TensorBoard(os.path.join(log_dir, "fit"))],
+        callbacks=[keras.callbacks.TensorBoard(os.path.join(log_dir, "fit")), *backup_callbacks("fit")],
         verbose=verbose,
     )
     return Generator(model, model.tokenizer)

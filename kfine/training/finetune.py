@@ -2,33 +2,60 @@
 
 import json
 import os
+import shutil
 
 import keras
 
-from kfine.errors import ModelError
+from kfine.errors import KfineError, ModelError
 from kfine.evaluation.evaluate import evaluate_splits
 from kfine.evaluation.task import SPLITS
+from kfine.io import write_json
 from kfine.knowledge.graph import KnowledgeGraph
 from kfine.knowledge.linker import EntityLinker
 from kfine.models.generation import Generator
 from kfine.models.loading import METADATA_FILE, MODEL_FILE, load_metadata, save_model
 from kfine.training.methods import get_method
+from kfine.training.resume import resumable
+from kfine.training.strategy import strategy_scope
 
 KNOWLEDGE_GRAPH_DIR = "knowledge_graph"
 FINE_TUNED_KIND = "kfine-fine-tuned"
+BACKUP_RUN_FILE = "run.json"
 
 
-def fine_tune(task, pretrained, method, out_dir, seed=0, quick=False, log_dir=None, verbose=1, command=None):
+def fine_tune(task, pretrained, method, out_dir, seed=0, quick=False, log_dir=None, verbose=1, command=None,
+              strategy=None, backup_dir=None, checkpoint_every=None):
     """Fine-tunes with `method`, evaluates every split, and saves the model with its KG.
 
     The model's KG (`task.model_graph`) is saved beside the model and its
     fingerprint recorded, so `load_fine_tuned` can refuse a different KG.
 
+    Training is resumable: the method's `fit`s back up their state to
+    `backup_dir` every epoch (see `kfine.training.resume`); if the process
+    dies, the same call resumes from the last backup. The backup is deleted
+    once the model is saved.
+
+    Args:
+        strategy: `tf.distribute.Strategy` or None. The method runs in its
+            scope (see `kfine.training.strategy`).
+        backup_dir: str or None. Default: `out_dir` + "-backup".
+        checkpoint_every: int or None. Also back up every this many steps.
+
     Returns:
         The metadata written to `training.json`, with per-split rates.
     """
-    generator = get_method(method)(task, pretrained, seed, log_dir or os.path.normpath(out_dir) + "-logs",
-                                   quick=quick, verbose=verbose)
+    backup_dir = backup_dir or os.path.normpath(out_dir) + "-backup"
+    run = {"method": method, "pretrained": os.path.abspath(pretrained), "seed": seed, "quick": quick,
+           "kg_fingerprint": task.model_graph.fingerprint()}
+    _claim_backup(backup_dir, run)
+    try:
+        with strategy_scope(strategy), resumable(backup_dir, checkpoint_every):
+            generator = get_method(method)(task, pretrained, seed, log_dir or os.path.normpath(out_dir) + "-logs",
+                                           quick=quick, verbose=verbose)
+    except BaseException:
+        if os.listdir(backup_dir) == [BACKUP_RUN_FILE]:  # failed before any backup: leave nothing behind
+            shutil.rmtree(backup_dir)
+        raise
     evaluation = evaluate_splits(generator, task, SPLITS)
     metadata = {
         "kind": FINE_TUNED_KIND,
@@ -46,7 +73,26 @@ def fine_tune(task, pretrained, method, out_dir, seed=0, quick=False, log_dir=No
         task.model_graph.save(os.path.join(staging, KNOWLEDGE_GRAPH_DIR))
 
     save_model(generator.model, out_dir, metadata=metadata, write_extra=write_graph)
+    shutil.rmtree(backup_dir, ignore_errors=True)
     return metadata
+
+
+def _claim_backup(backup_dir, run):
+    """Marks `backup_dir` as `run`'s; refuses a backup left by a different run."""
+    path = os.path.join(backup_dir, BACKUP_RUN_FILE)
+    if os.path.exists(path):
+        try:
+            with open(path, encoding="utf-8") as stream:
+                previous = json.load(stream)
+        except (OSError, ValueError) as error:
+            raise KfineError(f"{path}: unreadable ({error}); delete {backup_dir} to start afresh") from None
+        if previous != run:
+            changed = ", ".join(key for key in run if previous.get(key) != run[key])
+            raise KfineError(f"{backup_dir}: holds the backup of another run (different {changed}); "
+                             f"delete it to start afresh, or pass another --backup-dir")
+        return
+    os.makedirs(backup_dir, exist_ok=True)
+    write_json(path, run)
 
 
 def load_fine_tuned(directory, knowledge_graph=None):

@@ -24,6 +24,7 @@ from kfine.models.generation import Generator
 from kfine.models.loading import load_model
 from kfine.training.methods import register_method
 from kfine.training.mle import next_token_loss
+from kfine.training.resume import backup_callbacks
 
 QUICK_EPOCHS = 8
 FULL_EPOCHS = 30
@@ -254,6 +255,7 @@ def fine_tune_knowledge(task, pretrained, seed, log_dir, quick=False, verbose=0)
     arrays = knowledge_examples(task, linker, language_model.tokenizer, fact_tables)
     inputs = {"token_ids": arrays["token_ids"], "entity_ids": arrays["entity_ids"]}
     targets = {"logits": arrays["targets"], "fact_scores": arrays["fact_targets"]}
+    model({name: array[:1] for name, array in inputs.items()})  # built, so a backup can be restored into it
     model.compile(
         optimizer=keras.optimizers.AdamW(learning_rate=2e-3, weight_decay=0.01),
         loss={"logits": next_token_loss(), "fact_scores": next_token_loss()},
@@ -264,7 +266,7 @@ def fine_tune_knowledge(task, pretrained, seed, log_dir, quick=False, verbose=0)
         batch_size=32,
         epochs=QUICK_EPOCHS if quick else FULL_EPOCHS,
         shuffle=True,
-        callbacks=[keras.callbacks.TensorBoard(os.path.join(log_dir, "fit"))],
+        callbacks=[keras.callbacks.TensorBoard(os.path.join(log_dir, "fit")), *backup_callbacks("fit")],
         verbose=verbose,
     )
     endings = [Templates.suffix(template) for relation in task.templates.relations
