@@ -30,6 +30,16 @@ def _positive_int(text):
     return value
 
 
+def _probability(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a probability in (0, 1], got {text!r}") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a probability in (0, 1], got {text!r}")
+    return value
+
+
 def _add_kg_arguments(parser):
     group = parser.add_argument_group("knowledge graph (generic format; default: the bundled geonames KG)")
     group.add_argument("--triples", help="TSV/CSV with header subject,relation,object, or JSONL")
@@ -116,21 +126,34 @@ def cmd_generate(args):
     from kfine.models.generation import Generator, make_sampler
     from kfine.models.loading import load_model
 
+    from kfine.errors import ModelError
+    from kfine.io import artifact_path
+    from kfine.knowledge.graph import KnowledgeGraph
+    from kfine.knowledge.linker import EntityLinker
     from kfine.models.loading import load_metadata
-    from kfine.training.finetune import FINE_TUNED_KIND, load_fine_tuned
+    from kfine.training.finetune import FINE_TUNED_KIND, KNOWLEDGE_GRAPH_DIR, load_fine_tuned
 
     sampler = make_sampler(args.sampler, k=args.top_k, p=args.top_p, seed=args.seed)
-    path = _pretrained(args)
-    if os.path.isdir(path) and load_metadata(path).get("kind") == FINE_TUNED_KIND:
-        generator = load_fine_tuned(path)
-        generator.sampler = sampler
-    else:
-        model = load_model(path)
-        generator = Generator(model, model.tokenizer, sampler=sampler)
     for prompt in args.prompts:
         if not prompt.strip():
             raise KfineError("prompt: empty text; give the beginning of a sentence")
-        print(f"{prompt} {generator.generate([prompt], args.max_new_tokens)[0]}")
+    path = _pretrained(args)
+    if os.path.isdir(path) and load_metadata(path).get("kind") == FINE_TUNED_KIND:
+        graph = KnowledgeGraph.load(artifact_path(path, KNOWLEDGE_GRAPH_DIR, ModelError))
+        generator = load_fine_tuned(path, graph)
+        generator.sampler = sampler
+        # A fine-tuned model answers about its KG's entities; say so rather than make something up.
+        linker = EntityLinker(graph)
+        for prompt in args.prompts:
+            if not linker.link(prompt):
+                raise KfineError(f"prompt {prompt[:60]!r}: names no entity of the model's knowledge graph "
+                                 f"({graph.num_entities} entities, e.g. {graph.entities[0]!r})")
+    else:
+        model = load_model(path)
+        generator = Generator(model, model.tokenizer, sampler=sampler)
+    completions = [generator.generate([prompt], args.max_new_tokens)[0] for prompt in args.prompts]
+    for prompt, completion in zip(args.prompts, completions):
+        print(f"{prompt} {completion}")
 
 
 def cmd_finetune(args):
@@ -199,7 +222,7 @@ def build_parser():
     generate.add_argument("--model", help="model directory or .keras file (default: the shipped model)")
     generate.add_argument("--sampler", default="greedy", choices=["greedy", "top_k", "top_p"])
     generate.add_argument("--top-k", type=_positive_int, default=5)
-    generate.add_argument("--top-p", type=float, default=0.9)
+    generate.add_argument("--top-p", type=_probability, default=0.9)
     generate.add_argument("--max-new-tokens", type=_positive_int, default=16)
     generate.add_argument("--seed", type=int, default=None)
     generate.set_defaults(run=cmd_generate)

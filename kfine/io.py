@@ -6,6 +6,8 @@ import os
 import shutil
 import tempfile
 
+from kfine.errors import KfineError
+
 
 def _default_mode(directory):
     # mkdtemp/mkstemp create private (0700/0600) entries; artifacts should get
@@ -66,3 +68,16 @@ def write_json(path, data):
     with atomic_file(path) as stream:
         json.dump(data, stream, indent=2, ensure_ascii=False)
         stream.write("\n")
+
+
+def artifact_path(directory, name, error=KfineError):
+    """`directory/name`, refused (raising `error`) when links lead it outside `directory`.
+
+    An artifact folder (a model, a KG) is read only inside itself: a symbolic
+    link planted in a downloaded folder cannot make kfine read another file.
+    """
+    path = os.path.join(directory, name)
+    root = os.path.realpath(directory)
+    if os.path.commonpath([root, os.path.realpath(path)]) != root:
+        raise error(f"{path}: leads outside {directory} (a link to {os.path.realpath(path)}); refusing to read it")
+    return path

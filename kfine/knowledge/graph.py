@@ -8,7 +8,7 @@ import os
 import numpy as np
 
 from kfine.errors import KnowledgeGraphError, located
-from kfine.io import atomic_directory, write_json
+from kfine.io import artifact_path, atomic_directory, write_json
 from kfine.knowledge.formats import (
     ALIAS_COLUMNS,
     TRIPLE_COLUMNS,
@@ -212,10 +212,10 @@ class KnowledgeGraph:
         """
         if not os.path.isdir(directory):
             raise KnowledgeGraphError(located(directory, None, "no such knowledge-graph directory"))
-        metadata = _read_metadata(os.path.join(directory, GRAPH_FILE))
-        aliases_path = os.path.join(directory, ALIASES_FILE)
+        metadata = _read_metadata(artifact_path(directory, GRAPH_FILE, KnowledgeGraphError))
+        aliases_path = artifact_path(directory, ALIASES_FILE, KnowledgeGraphError)
         graph = cls.from_files(
-            os.path.join(directory, TRIPLES_FILE),
+            artifact_path(directory, TRIPLES_FILE, KnowledgeGraphError),
             aliases_path if os.path.exists(aliases_path) else None,
             name=metadata.get("name", "knowledge_graph"),
         )

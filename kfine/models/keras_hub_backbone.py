@@ -6,6 +6,7 @@ import keras
 import keras_hub
 
 from kfine.errors import ModelError
+from kfine.io import artifact_path
 from kfine.layers import LanguageModelHead
 from kfine.models.causal_lm import CausalLanguageModel
 
@@ -106,7 +107,7 @@ def from_keras_hub(backbone, vocabulary, name="kfine_keras_hub_lm"):
 
 def load_keras_hub_preset(directory):
     """Loads a preset folder holding a keras-hub backbone and a kfine vocabulary file."""
-    vocabulary_path = os.path.join(directory, VOCABULARY_FILE)
+    vocabulary_path = artifact_path(directory, VOCABULARY_FILE, ModelError)
     if not os.path.exists(vocabulary_path):
         raise ModelError(
             f"{directory}: a keras-hub preset needs a kfine vocabulary in {VOCABULARY_FILE} "

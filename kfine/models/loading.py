@@ -7,7 +7,7 @@ import zipfile
 import keras
 
 from kfine.errors import ModelError, first_line
-from kfine.io import atomic_directory
+from kfine.io import artifact_path, atomic_directory
 
 MODEL_FILE = "model.keras"
 METADATA_FILE = "training.json"
@@ -17,7 +17,7 @@ KERAS_HUB_CONFIG = "config.json"  # marks a keras-hub preset folder
 def model_file(path):
     """Returns the `.keras` file of a model directory (or `path` if it is one)."""
     if os.path.isdir(path):
-        path = os.path.join(path, MODEL_FILE)
+        path = artifact_path(path, MODEL_FILE, ModelError)
     if not os.path.exists(path):
         raise ModelError(f"{path}: no such model file (expected a directory holding {MODEL_FILE}, or a .keras file)")
     return path
@@ -45,21 +45,31 @@ def load_model(path):
     if os.path.isdir(path) and os.path.exists(os.path.join(path, KERAS_HUB_CONFIG)):
         return load_keras_hub_preset(path)
     path = model_file(path)
-    if not zipfile.is_zipfile(path):
-        raise ModelError(f"{path}: not a .keras archive (corrupt or of another kind)")
-    try:
-        model = keras.models.load_model(path, safe_mode=True, compile=False)
-    except Exception as error:  # Keras raises many types; report them in one line
-        raise ModelError(f"{path}: cannot load the model: {first_line(error)}") from error
+    model = load_keras_file(path)
     if not isinstance(model, CausalLanguageModel) or model.tokenizer is None:
         raise ModelError(f"{path}: not a kfine language model (got {type(model).__name__} without a tokenizer)")
     return model
 
 
+def load_keras_file(path):
+    """Loads a `.keras` file in safe mode, without compiling; any failure is one `ModelError` line.
+
+    Safe mode refuses Lambda layers and classes that are not registered
+    (`keras.saving.register_keras_serializable`): a model file is data, and
+    loading it never runs code it carries.
+    """
+    if not zipfile.is_zipfile(path):
+        raise ModelError(f"{path}: not a .keras archive (corrupt or of another kind)")
+    try:
+        return keras.models.load_model(path, safe_mode=True, compile=False)
+    except Exception as error:  # Keras raises many types; report them in one line
+        raise ModelError(f"{path}: cannot load the model: {first_line(error)}") from error
+
+
 def load_metadata(path):
     """Returns the training metadata saved beside a model ({} if none)."""
     directory = path if os.path.isdir(path) else os.path.dirname(path)
-    metadata_path = os.path.join(directory, METADATA_FILE)
+    metadata_path = artifact_path(directory, METADATA_FILE, ModelError)
     if not os.path.exists(metadata_path):
         return {}
     try:

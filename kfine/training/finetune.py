@@ -4,16 +4,14 @@ import json
 import os
 import shutil
 
-import keras
-
 from kfine.errors import KfineError, ModelError
 from kfine.evaluation.evaluate import evaluate_splits
 from kfine.evaluation.task import SPLITS
-from kfine.io import write_json
+from kfine.io import artifact_path, write_json
 from kfine.knowledge.graph import KnowledgeGraph
 from kfine.knowledge.linker import EntityLinker
 from kfine.models.generation import Generator
-from kfine.models.loading import METADATA_FILE, MODEL_FILE, load_metadata, save_model
+from kfine.models.loading import METADATA_FILE, MODEL_FILE, load_keras_file, load_metadata, save_model
 from kfine.training.methods import get_method
 from kfine.training.resume import resumable
 from kfine.training.strategy import strategy_scope
@@ -112,13 +110,13 @@ def load_fine_tuned(directory, knowledge_graph=None):
     if metadata.get("kind") != FINE_TUNED_KIND:
         raise ModelError(f"{directory}: not a `kfine finetune` output (no {METADATA_FILE} of kind {FINE_TUNED_KIND})")
     if knowledge_graph is None:
-        knowledge_graph = KnowledgeGraph.load(os.path.join(directory, KNOWLEDGE_GRAPH_DIR))
+        knowledge_graph = KnowledgeGraph.load(artifact_path(directory, KNOWLEDGE_GRAPH_DIR, ModelError))
     if knowledge_graph.fingerprint() != metadata["kg_fingerprint"]:
         raise ModelError(
             f"{directory}: the model was fine-tuned with KG {metadata['kg_fingerprint'][:12]}…, "
             f"not with this one ({knowledge_graph.fingerprint()[:12]}…); pass the KG it was trained with"
         )
-    model = keras.models.load_model(os.path.join(directory, MODEL_FILE), safe_mode=True, compile=False)
+    model = load_keras_file(artifact_path(directory, MODEL_FILE, ModelError))
     if isinstance(model, knowledge.KnowledgeLanguageModel):
         model.injection.check_knowledge_graph(knowledge_graph)
         linker = EntityLinker(knowledge_graph, model.tokenizer)
