@@ -89,15 +89,20 @@ class Generator:
 
     def generate(self, prompts, max_new_tokens=16):
         """Returns the completion text of each prompt (the prompt itself excluded)."""
+        # Checked before subclasses run the model on the prompts (positions past the limit do not exist).
+        self._check_lengths([len(row) for row in self.tokenizer.encode_batch(list(prompts))])
         return self.tokenizer.decode_batch(self.generate_ids(prompts, max_new_tokens))
 
-    def _generate_batch(self, rows, max_new_tokens, feature_rows=None):
-        lengths = [len(row) for row in rows]
-        if max(lengths) >= self.sequence_limit:
+    def _check_lengths(self, lengths):
+        if lengths and max(lengths) >= self.sequence_limit:
             raise KfineError(
                 f"A prompt has {max(lengths)} tokens; this model reads at most "
                 f"{self.sequence_limit - 1} plus the answer."
             )
+
+    def _generate_batch(self, rows, max_new_tokens, feature_rows=None):
+        lengths = [len(row) for row in rows]
+        self._check_lengths(lengths)
         length = min(_round_up(max(lengths) + max_new_tokens, 8), self.sequence_limit)
         buffer = np.zeros((_round_up(len(rows), 8), length), dtype="int32")
         features = np.zeros_like(buffer)
