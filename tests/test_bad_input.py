@@ -150,6 +150,8 @@ CASES = [
      "error": "unknown method 'magic'"},
     {"case": "strategy_unknown", "files": {}, "argv": [*BENCH, *GOOD_KG, "--strategy", "parallel"],
      "error": "argument --strategy: invalid choice: 'parallel'"},
+    {"case": "strategy_tpu_without_a_tpu", "files": {}, "argv": [*BENCH, *GOOD_KG, "--strategy", "tpu"],
+     "error": "--strategy tpu: no TPU found"},
     {"case": "tpu_address_without_tpu_strategy", "files": {}, "argv": [*BENCH, *GOOD_KG, "--tpu", "grpc://10.0.0.2:8470"],
      "error": "--tpu is only used with --strategy tpu"},
     {"case": "checkpoint_every_zero", "files": {},
