@@ -123,14 +123,12 @@ def cmd_pretrain(args):
 
 
 def cmd_generate(args):
-    from kfine.models.generation import Generator, make_sampler
-    from kfine.models.loading import load_model
-
     from kfine.errors import ModelError
     from kfine.io import artifact_path
     from kfine.knowledge.graph import KnowledgeGraph
     from kfine.knowledge.linker import EntityLinker
-    from kfine.models.loading import load_metadata
+    from kfine.models.generation import Generator, make_sampler
+    from kfine.models.loading import load_metadata, load_model
     from kfine.training.finetune import FINE_TUNED_KIND, KNOWLEDGE_GRAPH_DIR, load_fine_tuned
 
     sampler = make_sampler(args.sampler, k=args.top_k, p=args.top_p, seed=args.seed)
@@ -158,10 +156,9 @@ def cmd_generate(args):
 
 def cmd_finetune(args):
     from kfine.evaluation.task import QUICK, FULL, FactTask
+    from kfine.models.loading import model_file
     from kfine.training.finetune import fine_tune, results_lines
     from kfine.training.methods import get_method
-
-    from kfine.models.loading import model_file
 
     strategy = _strategy(args)  # first: multiworker must start before TensorFlow runs an op
     get_method(args.method)
@@ -178,9 +175,8 @@ def cmd_finetune(args):
 
 def cmd_bench(args):
     from kfine.evaluation.bench import run_bench
-    from kfine.training.methods import get_method
-
     from kfine.models.loading import model_file
+    from kfine.training.methods import get_method
 
     strategy = _strategy(args)
     methods = [name.strip() for name in args.methods.split(",") if name.strip()]
