@@ -3,6 +3,7 @@
 import keras
 import numpy as np
 
+from kfine.layers.fact_datastore import FactDatastore
 from kfine.layers.knowledge_graph_encoder import (
     KnowledgeGraphEncoder,
     _check_positive_int,
@@ -56,6 +57,16 @@ class KnowledgeInjectionLayer(keras.layers.Layer):
     The layer also scores every entity from a feature vector
     (`entity_scores`): an entity output head tied to the encoder's table.
 
+    **The `model.add` path.** Added to a `CausalLanguageModel` with
+    `model.add(layer)`, the layer sees only the model's hidden states: no
+    linker ids. There it reads the KG through a `FactDatastore` (kNN-LM):
+    `model.add` calls `attach_to(model)`, which verbalizes every fact with
+    `templates` and keys it by the model's own hidden states; the layer then
+    sits after the head, receives `[hidden_states, logits]`, and returns the
+    logits of the model's distribution mixed with the nearest facts' next
+    tokens. Held-out facts (subjects never in training text) are answered
+    from the KG; see the README for measured figures of both paths.
+
     Args:
         knowledge_graph: `kfine.knowledge.KnowledgeGraph` or None. Needed
             unless the layer is rebuilt from its config (then `encoder`,
@@ -82,18 +93,26 @@ class KnowledgeInjectionLayer(keras.layers.Layer):
         max_degree: int or None. Fact slots per entity; from
             `knowledge_graph` and `max_facts` when given.
         kg_fingerprint: str or None. From `knowledge_graph` when given.
+        templates: `Templates` or None. Needed on the `model.add` path,
+            to verbalize the facts that key the datastore (only their
+            training templates are used).
+        datastore: `FactDatastore` or None. The datastore of the
+            `model.add` path; made by `attach_to` when not given.
         **kwargs: standard `keras.layers.Layer` arguments.
 
     Call arguments:
         inputs: a list `[hidden_states, entity_ids]`: float
             `(batch, sequence, hidden_dim)` and int `(batch, sequence)`
-            (linker output: entity id + 1, 0 for no entity).
+            (linker output: entity id + 1, 0 for no entity); on the
+            `model.add` path `[hidden_states, logits]`, as the
+            `CausalLanguageModel` passes them.
         mask: optional; the hidden states' mask is passed through.
         training: bool. Whether dropout is active.
 
     Returns:
         `(batch, sequence, hidden_dim + 2 * entity_dim)` in `"concat"` mode,
-        `(batch, sequence, hidden_dim)` otherwise, in the compute dtype.
+        `(batch, sequence, hidden_dim)` otherwise, in the compute dtype; on
+        the `model.add` path float32 logits `(batch, sequence, vocabulary)`.
 
     Example:
 
@@ -103,6 +122,13 @@ class KnowledgeInjectionLayer(keras.layers.Layer):
     >>> entity_ids = keras.ops.array([[1, 0, 0]])  # "France" then two other tokens
     >>> layer([hidden, entity_ids]).shape
     (1, 3, 32)
+
+    The `model.add` path:
+
+    >>> model = kfine.load_model("saved_models/geonames-lm")
+    >>> model.add(KnowledgeInjectionLayer(kg, templates=templates))
+    >>> kfine.generate(model, ["The capital of France is"])
+    ['Paris .']
     """
 
     def __init__(
@@ -121,9 +147,13 @@ class KnowledgeInjectionLayer(keras.layers.Layer):
         num_relations=None,
         max_degree=None,
         kg_fingerprint=None,
+        templates=None,
+        datastore=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if datastore is not None and not isinstance(datastore, FactDatastore):
+            raise ValueError(f"`datastore` must be a FactDatastore. Received: datastore={datastore!r}")
         if mode not in MODES:
             raise ValueError(f"`mode` must be one of {MODES}. Received: mode={mode!r}")
         _check_positive_int("entity_dim", entity_dim)
@@ -167,6 +197,14 @@ class KnowledgeInjectionLayer(keras.layers.Layer):
         self.max_degree = int(max_degree)
         self.kg_fingerprint = encoder.kg_fingerprint
         self.supports_masking = True
+        self._knowledge_graph = knowledge_graph  # Only `attach_to` reads it; never in the config.
+        self._templates = templates
+        self.datastore = datastore
+        if datastore is not None and datastore.kg_fingerprint != self.kg_fingerprint:
+            raise ValueError(
+                "`datastore` was built from another knowledge graph than the layer's. Received: "
+                f"datastore.kg_fingerprint={datastore.kg_fingerprint!r}, layer's {self.kg_fingerprint!r}"
+            )
 
         # === Layers ===
         # Sublayers whose input size is the hidden size are made in `build`.
@@ -214,10 +252,39 @@ class KnowledgeInjectionLayer(keras.layers.Layer):
             if value is not None and value != actual:
                 raise ValueError(f"`{name}` disagrees with the encoder, which has {actual!r}. Received: {name}={value!r}")
 
+    @property
+    def reads_hidden_states(self):
+        """Whether the layer is on the `model.add` path (it then reads `[hidden_states, logits]`)."""
+        return self.datastore is not None
+
+    def attach_to(self, model, verbose=0):
+        """Prepares the `model.add` path: keys a `FactDatastore` by `model`'s hidden states.
+
+        `CausalLanguageModel.add` calls it. Does nothing when the layer
+        already has a datastore (e.g. when a saved model is loaded).
+        """
+        if self.datastore is not None:
+            return
+        if self._knowledge_graph is None or self._templates is None:
+            raise ValueError(
+                "Added with `model.add`, KnowledgeInjectionLayer sees only hidden states, so it reads the KG through a "
+                "datastore keyed by the model's hidden states over the KG's facts written out with templates: "
+                "create it as KnowledgeInjectionLayer(knowledge_graph, templates=templates) (or call it on "
+                "[hidden_states, entity_ids] in a Functional model). Received: "
+                f"knowledge_graph={'given' if self._knowledge_graph is not None else None}, "
+                f"templates={'given' if self._templates is not None else None}"
+            )
+        self.datastore = FactDatastore.from_model(
+            model, self._knowledge_graph, self._templates, verbose=verbose, name="fact_datastore"
+        )
+
     def build(self, input_shape):
+        if self.datastore is not None:
+            if not self.datastore.built:
+                self.datastore.build()
+            return
         hidden_shape, entity_ids_shape = _split_shapes(input_shape)
         if entity_ids_shape is None:
-            # The place for a hidden-states-only mode (the `model.add` path), as in `call`.
             raise ValueError(_NEEDS_ENTITY_IDS)
         if len(hidden_shape) != 3 or hidden_shape[-1] is None or len(entity_ids_shape) != 2:
             raise ValueError(
@@ -266,9 +333,10 @@ class KnowledgeInjectionLayer(keras.layers.Layer):
         return layer
 
     def call(self, inputs, mask=None, training=None):
+        if self.datastore is not None:
+            return self.datastore(inputs)
         hidden_states, entity_ids = _split_inputs(inputs)
         if entity_ids is None:
-            # The place for a hidden-states-only mode (the `model.add` path).
             raise ValueError(_NEEDS_ENTITY_IDS)
         entity_rows = self.entity_rows(entity_ids)
         table = self.encoder.entity_table(training=training)
@@ -361,11 +429,18 @@ class KnowledgeInjectionLayer(keras.layers.Layer):
         check_fingerprint(self, knowledge_graph)
 
     def compute_output_shape(self, input_shape):
+        if self.datastore is not None:
+            return self.datastore.compute_output_shape(input_shape)
         hidden_shape, _ = _split_shapes(input_shape)
         if self.mode != "concat":
             return tuple(hidden_shape)
         hidden_dim = hidden_shape[-1]
         return (*hidden_shape[:-1], None if hidden_dim is None else hidden_dim + 2 * self.entity_dim)
+
+    def compute_output_spec(self, inputs, mask=None, training=None):
+        if self.datastore is not None:
+            return self.datastore.compute_output_spec(inputs)
+        return super().compute_output_spec(inputs, mask=mask, training=training)
 
     def compute_mask(self, inputs, mask=None):
         if isinstance(mask, (list, tuple)):
@@ -388,6 +463,7 @@ class KnowledgeInjectionLayer(keras.layers.Layer):
                 "num_relations": self.num_relations,
                 "max_degree": self.max_degree,
                 "kg_fingerprint": self.kg_fingerprint,
+                "datastore": None if self.datastore is None else keras.layers.serialize(self.datastore),
             }
         )
         return config
@@ -395,15 +471,16 @@ class KnowledgeInjectionLayer(keras.layers.Layer):
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        if isinstance(config.get("encoder"), dict):
-            config["encoder"] = keras.layers.deserialize(config["encoder"])
+        for name in ("encoder", "datastore"):
+            if isinstance(config.get(name), dict):
+                config[name] = keras.layers.deserialize(config[name])
         return cls(**config)
 
 
 _NEEDS_ENTITY_IDS = (
     "KnowledgeInjectionLayer needs the linker's entity ids: call it on [hidden_states, entity_ids], with "
-    "entity_ids of shape (batch, sequence) holding entity id + 1 (0 for no entity). "
-    "Received: hidden states only"
+    "entity_ids of shape (batch, sequence) holding entity id + 1 (0 for no entity); to use it on hidden states "
+    "alone, add it to a CausalLanguageModel with `model.add` and `templates=`. Received: hidden states only"
 )
 
 

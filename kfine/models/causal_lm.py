@@ -23,7 +23,12 @@ class CausalLanguageModel(keras.Sequential):
     `add(layer)` inserts `layer` *before* the head, so an added layer receives
     the hidden states `(batch, sequence, hidden_dim)` and its output feeds the
     head. A layer that sets `consumes_logits = True` is appended after the
-    head instead and receives the logits. The tokenizer's vocabulary is part of
+    head instead and receives the logits; one that sets
+    `reads_hidden_states = True` is appended after the head and receives
+    `[hidden_states, logits]` (the head's input and the logits so far).
+    Before placing a layer, `add` calls its `attach_to(model)` if it has one,
+    so the layer can prepare from the model (e.g. the `FactDatastore` of a
+    `KnowledgeInjectionLayer`). The tokenizer's vocabulary is part of
     the config, so a saved `.keras` file is self-contained and
     `keras.models.load_model(path)` needs no `custom_objects`.
 
@@ -67,7 +72,9 @@ class CausalLanguageModel(keras.Sequential):
     def add(self, layer, rebuild=True):
         """Adds `layer` just before the `LanguageModelHead` (see the class docs)."""
         head = self.head
-        if head is None or getattr(layer, "consumes_logits", False):
+        if head is not None and hasattr(layer, "attach_to"):
+            layer.attach_to(self)
+        if head is None or _reads_logits(layer):
             return super().add(layer, rebuild=rebuild)
         # Take off the head and whatever reads the logits, add, put them back.
         later = []
@@ -86,6 +93,38 @@ class CausalLanguageModel(keras.Sequential):
             outputs = layer(outputs, training=training)
         return outputs
 
+    def logits_from_hidden_states(self, hidden_states, training=False):
+        """Runs the head and every layer after it; returns the model's output."""
+        head = self.head
+        layers = self.layers
+        outputs = hidden_states
+        for layer in layers[layers.index(head) :]:
+            if getattr(layer, "reads_hidden_states", False):
+                outputs = layer([hidden_states, outputs], training=training)
+            else:
+                outputs = layer(outputs, training=training)
+        return outputs
+
+    def next_token_logits(self, token_ids, index):
+        """The output at position `index - 1` only, `(batch, vocab)`: what generation samples from.
+
+        The head and the layers after it act on each position alone, so they
+        run on that one position rather than the whole buffer.
+        """
+        hidden_states = keras.ops.take(self.hidden_states(token_ids), index - 1, axis=1)
+        return self.logits_from_hidden_states(hidden_states[:, None, :])[:, 0, :]
+
+    def build(self, input_shape=None):
+        if not any(getattr(layer, "reads_hidden_states", False) for layer in self.layers) or not isinstance(
+            self._layers[0], keras.layers.InputLayer
+        ):
+            return super().build(input_shape)
+        # `Sequential.build` chains the layers; a layer that reads hidden
+        # states needs the head's input as well, so wire the graph here.
+        inputs = self._layers[0].output
+        hidden_states = self.hidden_states(inputs)
+        self._functional = keras.Model(inputs=inputs, outputs=self.logits_from_hidden_states(hidden_states))
+
     def get_config(self):
         config = super().get_config()
         config["vocabulary"] = self.vocabulary
@@ -98,6 +137,10 @@ class CausalLanguageModel(keras.Sequential):
         model = super().from_config(config, custom_objects=custom_objects)
         model.vocabulary = vocabulary
         return model
+
+
+def _reads_logits(layer):
+    return getattr(layer, "consumes_logits", False) or getattr(layer, "reads_hidden_states", False)
 
 
 def build_causal_lm(

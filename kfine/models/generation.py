@@ -56,6 +56,8 @@ class Generator:
     def next_token_logits(self, token_ids, token_features, index):
         """Logits of the token at `index` given the buffer (subclasses add inputs)."""
         del token_features  # plain language models read token ids only
+        if hasattr(self.model, "next_token_logits"):
+            return self.model.next_token_logits(token_ids, index)
         return self.model(token_ids, training=False)[:, index - 1, :]
 
     def _sample(self, token_ids, prompt_mask, index, token_features):

@@ -121,6 +121,9 @@ def load_fine_tuned(directory, knowledge_graph=None):
         model.injection.check_knowledge_graph(knowledge_graph)
         linker = EntityLinker(knowledge_graph, model.tokenizer)
         return knowledge.KnowledgeGenerator(model, linker, endings=metadata.get("endings") or (".",))
+    for layer in model.layers:
+        if hasattr(layer, "check_knowledge_graph"):  # e.g. the `model.add` path's datastore
+            layer.check_knowledge_graph(knowledge_graph)
     return Generator(model, model.tokenizer)
 
 

@@ -17,6 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from kfine.callbacks import KnowledgeGraphProjector
 from kfine.knowledge.linker import EntityLinker
 from kfine.knowledge.templates import Templates
 from kfine.layers import KnowledgeInjectionLayer
@@ -266,7 +267,12 @@ def fine_tune_knowledge(task, pretrained, seed, log_dir, quick=False, verbose=0)
         batch_size=32,
         epochs=QUICK_EPOCHS if quick else FULL_EPOCHS,
         shuffle=True,
-        callbacks=[keras.callbacks.TensorBoard(os.path.join(log_dir, "fit")), *backup_callbacks("fit")],
+        callbacks=[
+            keras.callbacks.TensorBoard(os.path.join(log_dir, "fit")),
+            # In the run folder the TensorBoard callback writes, so the projector tab lists it.
+            KnowledgeGraphProjector(os.path.join(log_dir, "fit", "train"), model.injection.encoder, graph),
+            *backup_callbacks("fit"),
+        ],
         verbose=verbose,
     )
     endings = [Templates.suffix(template) for relation in task.templates.relations

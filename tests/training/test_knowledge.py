@@ -5,6 +5,7 @@ import os
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from kfine.evaluation.evaluate import judge_prompts
 from kfine.evaluation.metrics import rates
@@ -13,8 +14,27 @@ from kfine.training.knowledge import KnowledgeLanguageModel, fine_tune_knowledge
 
 
 @pytest.fixture(scope="module")
-def knowledge_generator(people_task, pretrained_dir, tmp_path_factory):
-    return fine_tune_knowledge(people_task, pretrained_dir, seed=0, log_dir=str(tmp_path_factory.mktemp("tb")))
+def knowledge_log_dir(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("tb"))
+
+
+@pytest.fixture(scope="module")
+def knowledge_generator(people_task, pretrained_dir, knowledge_log_dir):
+    return fine_tune_knowledge(people_task, pretrained_dir, seed=0, log_dir=knowledge_log_dir)
+
+
+def test_projector_shows_the_kg_embeddings_with_names(people_task, knowledge_generator, knowledge_log_dir):
+    run = os.path.join(knowledge_log_dir, "fit", "train")
+    with open(os.path.join(run, "projector_config.pbtxt"), encoding="utf-8") as file:
+        config = file.read()
+    assert "entities_metadata.tsv" in config and "relations_metadata.tsv" in config
+    with open(os.path.join(run, "entities_metadata.tsv"), encoding="utf-8") as file:
+        names = file.read().splitlines()
+    assert names == people_task.model_graph.entities
+    reader = tf.train.load_checkpoint(os.path.join(run, "embeddings.ckpt-1"))
+    table = reader.get_tensor("entities/.ATTRIBUTES/VARIABLE_VALUE")
+    entity_table = keras.ops.convert_to_numpy(knowledge_generator.model.injection.encoder.entity_table())
+    np.testing.assert_allclose(table, entity_table[1:], atol=1e-6)
 
 
 def heldout_accuracy(generator, task):

@@ -1,0 +1,28 @@
+"""Knowledge through `model.add`: the pretrained Sequential model gains a KG datastore.
+
+The `model.add` path of `KnowledgeInjectionLayer`, as a user writes it: load
+the pretrained `CausalLanguageModel`, fine-tune it like the baseline, then
+`model.add(KnowledgeInjectionLayer(kg, templates=templates))`. The layer
+sees only hidden states; it keys a `FactDatastore` (kNN-LM) by the
+fine-tuned model's own hidden states over every fact of the model's KG, so
+a prompt about a subject that never appeared in training text finds the
+keys of that subject's facts and copies the object's name token by token.
+The datastore is made after fine-tuning, so its keys match the final
+backbone (keys made before would go stale as the backbone trains).
+"""
+
+from kfine.layers import KnowledgeInjectionLayer
+from kfine.models.generation import Generator
+from kfine.training.baseline import fine_tune_baseline
+from kfine.training.methods import register_method
+
+
+@register_method("knowledge_add")
+def fine_tune_knowledge_add(task, pretrained, seed, log_dir, quick=False, verbose=0):
+    """The baseline's fine-tune, then `model.add(KnowledgeInjectionLayer(...))` over the model's KG."""
+    model = fine_tune_baseline(task, pretrained, seed, log_dir, quick=quick, verbose=verbose).model
+    # Only the training templates key the datastore; the paraphrase one stays unseen.
+    layer = KnowledgeInjectionLayer(task.model_graph, templates=task.templates, name="knowledge_injection")
+    layer.attach_to(model, verbose=verbose)
+    model.add(layer)
+    return Generator(model, model.tokenizer)

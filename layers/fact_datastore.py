@@ -1,0 +1,227 @@
+"""A kNN-LM datastore: a language model's own hidden states over verbalized KG facts."""
+
+import keras
+import numpy as np
+
+from kfine.knowledge.templates import Templates
+from kfine.layers.knowledge_graph_encoder import _check_positive_int, check_fingerprint
+
+# Floor of the mixed probabilities before the log, so that a token neither
+# distribution gives any mass gets a large negative, finite logit.
+_SMALLEST_PROBABILITY = 1e-12
+
+
+@keras.saving.register_keras_serializable(package="kfine")
+class FactDatastore(keras.layers.Layer):
+    """Mixes a language model's next-token distribution with the KG facts nearest its hidden state.
+
+    kNN-LM (Khandelwal et al., ICLR 2020) over a knowledge graph: every fact
+    is written out with the training templates, the language model reads
+    each sentence, and the hidden state that predicts each token of the
+    object's name (and the token after it, so the model knows where the
+    name ends) becomes a key whose value is that token. At a query, the
+    `top_k` keys nearest the hidden state by cosine similarity vote for
+    their tokens with weights `softmax(similarity / temperature)`; the vote
+    is mixed with the model's own distribution:
+    `p = interpolation * p_knn + (1 - interpolation) * p_lm`.
+
+    The keys live in the model's own representation space, so a prompt about
+    a subject the model never saw in training text still lands next to the
+    keys of that subject's facts, and the answer's name is copied token by
+    token. Keys go stale as the backbone trains: `refresh` recomputes them.
+
+    The layer reads the hidden states and the logits of a
+    `CausalLanguageModel` (`reads_hidden_states = True`: `model.add` puts it
+    after the head and hands it both); it is usually created for you by
+    `KnowledgeInjectionLayer` on the `model.add` path.
+
+    Args:
+        size: int. Number of keys.
+        hidden_dim: int. Width of the hidden states (and keys).
+        vocabulary_size: int. Width of the logits.
+        top_k: int. Neighbours read per query.
+        temperature: float. Softmax temperature over cosine similarities.
+        interpolation: float in [0, 1]. Weight of the neighbours' vote.
+        kg_fingerprint: str or None. The KG the keys were made from.
+        **kwargs: standard `keras.layers.Layer` arguments.
+
+    Call arguments:
+        inputs: a list `[hidden_states, logits]`: float
+            `(batch, sequence, hidden_dim)` and `(batch, sequence, vocabulary_size)`.
+
+    Returns:
+        float32 `(batch, sequence, vocabulary_size)`: the log of the mixed
+        distribution, usable as logits.
+
+    Example:
+
+    >>> datastore = FactDatastore.from_model(model, knowledge_graph, templates)
+    >>> model.add(datastore)  # after the head; reads hidden states and logits
+    >>> model(token_ids).shape
+    (1, 7, 1254)
+    """
+
+    reads_hidden_states = True
+
+    def __init__(
+        self,
+        size,
+        hidden_dim,
+        vocabulary_size,
+        top_k=8,
+        temperature=0.05,
+        interpolation=0.8,
+        kg_fingerprint=None,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        for name, value in (("size", size), ("hidden_dim", hidden_dim), ("vocabulary_size", vocabulary_size)):
+            _check_positive_int(name, value)
+        _check_positive_int("top_k", top_k)
+        if not isinstance(temperature, (int, float)) or temperature <= 0:
+            raise ValueError(f"`temperature` must be a positive number. Received: temperature={temperature!r}")
+        if not isinstance(interpolation, (int, float)) or not 0 <= interpolation <= 1:
+            raise ValueError(f"`interpolation` must be in [0, 1]. Received: interpolation={interpolation!r}")
+        self.size = size
+        self.hidden_dim = hidden_dim
+        self.vocabulary_size = vocabulary_size
+        self.top_k = top_k
+        self.temperature = float(temperature)
+        self.interpolation = float(interpolation)
+        self.kg_fingerprint = kg_fingerprint
+
+    @classmethod
+    def from_model(cls, model, knowledge_graph, templates, batch_size=256, verbose=0, **kwargs):
+        """Builds a datastore from `model`'s hidden states over every fact of `knowledge_graph`.
+
+        Args:
+            model: `CausalLanguageModel` (with `hidden_states` and `tokenizer`).
+            knowledge_graph: `KnowledgeGraph`. Every fact becomes keys.
+            templates: `Templates`. Only the training templates are used
+                (the reserved paraphrase template never is).
+            batch_size: int. Sentences per forward pass.
+            verbose: int. 1 shows a progress bar.
+            **kwargs: `top_k`, `temperature`, `interpolation`, `name`.
+
+        Returns:
+            A built `FactDatastore`.
+        """
+        sentences = fact_key_sentences(model.tokenizer, knowledge_graph, templates)
+        if not sentences:
+            raise ValueError(
+                "The datastore needs at least one fact that a training template verbalizes. "
+                f"Received: {knowledge_graph.name!r} with {len(knowledge_graph.triples)} triples"
+            )
+        keys, values = _keys_and_values(model, sentences, batch_size, verbose)
+        datastore = cls(
+            size=len(values),
+            hidden_dim=model.hidden_dim,
+            vocabulary_size=model.tokenizer.vocabulary_size,
+            kg_fingerprint=knowledge_graph.fingerprint(),
+            **kwargs,
+        )
+        datastore.build()
+        datastore.assign(keys, values)
+        return datastore
+
+    def refresh(self, model, knowledge_graph, templates, batch_size=256, verbose=0):
+        """Recomputes the keys with `model`'s current weights (same facts, so the same size)."""
+        check_fingerprint(self, knowledge_graph)
+        sentences = fact_key_sentences(model.tokenizer, knowledge_graph, templates)
+        keys, values = _keys_and_values(model, sentences, batch_size, verbose)
+        if len(values) != self.size:
+            raise ValueError(
+                f"The templates give {len(values)} keys but the datastore holds {self.size}: refresh with the "
+                "templates it was built from."
+            )
+        self.assign(keys, values)
+
+    def assign(self, keys, values):
+        """Stores `keys` (normalized here) and their next-token `values`."""
+        keys = np.asarray(keys, "float32")
+        keys = keys / np.maximum(np.linalg.norm(keys, axis=-1, keepdims=True), 1e-12)
+        self.keys.assign(keys)
+        self.values.assign(np.asarray(values, "int32"))
+
+    def build(self, input_shape=None):
+        self.keys = self.add_weight(
+            name="keys", shape=(self.size, self.hidden_dim), initializer="zeros", trainable=False, dtype="float32"
+        )
+        self.values = self.add_weight(name="values", shape=(self.size,), initializer="zeros", trainable=False, dtype="int32")
+
+    def call(self, inputs):
+        hidden_states, logits = inputs
+        queries = keras.ops.cast(hidden_states, "float32")
+        queries = queries / keras.ops.maximum(keras.ops.norm(queries, axis=-1, keepdims=True), 1e-12)
+        similarities = keras.ops.einsum("btd,nd->btn", queries, self.keys)
+        nearest, indices = keras.ops.top_k(similarities, k=min(self.top_k, self.size))
+        weights = keras.ops.softmax(nearest / self.temperature, axis=-1)
+        tokens = keras.ops.take(keras.ops.cast(self.values, "int32"), indices, axis=0)
+        votes = keras.ops.one_hot(tokens, self.vocabulary_size, dtype="float32") * weights[..., None]
+        neighbours = keras.ops.sum(votes, axis=-2)
+        model = keras.ops.softmax(keras.ops.cast(logits, "float32"), axis=-1)
+        mixed = self.interpolation * neighbours + (1.0 - self.interpolation) * model
+        return keras.ops.log(keras.ops.maximum(mixed, _SMALLEST_PROBABILITY))
+
+    def check_knowledge_graph(self, knowledge_graph):
+        """Raises `kfine.errors.ModelError` unless `knowledge_graph` is the graph the keys came from."""
+        check_fingerprint(self, knowledge_graph)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[1])
+
+    def compute_output_spec(self, inputs):
+        return keras.KerasTensor(self.compute_output_shape([x.shape for x in inputs]), dtype="float32")
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "size": self.size,
+                "hidden_dim": self.hidden_dim,
+                "vocabulary_size": self.vocabulary_size,
+                "top_k": self.top_k,
+                "temperature": self.temperature,
+                "interpolation": self.interpolation,
+                "kg_fingerprint": self.kg_fingerprint,
+            }
+        )
+        return config
+
+
+def fact_key_sentences(tokenizer, knowledge_graph, templates):
+    """Returns `[(token_ids, first_key, end_key)]`, one per (fact, training template).
+
+    `token_ids` is the sentence with `[BOS]` and `[EOS]`; the positions
+    `first_key <= j < end_key` are the object's name tokens and the token
+    after them, each predicted from the hidden state at `j - 1`.
+    """
+    sentences = []
+    for subject, relation, obj in knowledge_graph.triples:
+        for template in templates.training_templates(relation):
+            prompt = Templates.prompt(template, subject)
+            first_key = len(tokenizer.encode(prompt))
+            name_end = len(tokenizer.encode(f"{prompt} {obj}"))
+            token_ids = tokenizer.encode(Templates.fill(template, subject, obj), add_eos=True)
+            sentences.append((token_ids, first_key, min(name_end + 1, len(token_ids))))
+    return sentences
+
+
+def _keys_and_values(model, sentences, batch_size, verbose):
+    """Runs `model.hidden_states` over `sentences` (sorted by length, to pad little)."""
+    order = sorted(range(len(sentences)), key=lambda index: len(sentences[index][0]))
+    keys, values = [None] * len(sentences), [None] * len(sentences)
+    progress = keras.utils.Progbar(len(sentences), verbose=verbose, unit_name="sentence")
+    for start in range(0, len(order), batch_size):
+        batch = order[start : start + batch_size]
+        length = max(len(sentences[index][0]) for index in batch)
+        token_ids = np.zeros((len(batch), length), "int32")
+        for row, index in enumerate(batch):
+            token_ids[row, : len(sentences[index][0])] = sentences[index][0]
+        hidden_states = keras.ops.convert_to_numpy(model.hidden_states(token_ids))
+        for row, index in enumerate(batch):
+            ids, first_key, end_key = sentences[index]
+            keys[index] = hidden_states[row, first_key - 1 : end_key - 1]
+            values[index] = ids[first_key:end_key]
+        progress.add(len(batch))
+    return np.concatenate(keys), np.concatenate(values)

@@ -1,0 +1,153 @@
+"""The `model.add` path: KnowledgeInjectionLayer over hidden states only, through a FactDatastore."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from kfine.errors import ModelError
+from kfine.evaluation.evaluate import judge_prompts
+from kfine.evaluation.metrics import rates
+from kfine.knowledge.graph import KnowledgeGraph
+from kfine.layers import FactDatastore, KnowledgeInjectionLayer, LanguageModelHead
+from kfine.models.generation import Generator
+from kfine.models.loading import load_model
+
+
+def _add_datastore(pretrained_dir, people_task):
+    model = load_model(pretrained_dir)
+    model.add(KnowledgeInjectionLayer(people_task.model_graph, templates=people_task.templates))
+    return model
+
+
+@pytest.fixture(scope="module")
+def model_with_datastore(pretrained_dir, people_task):
+    """Shared by the tests that only read the model."""
+    return _add_datastore(pretrained_dir, people_task)
+
+
+@pytest.fixture
+def fresh_model_with_datastore(pretrained_dir, people_task):
+    """For tests that train or refresh the model."""
+    return _add_datastore(pretrained_dir, people_task)
+
+
+def _token_ids(model, texts):
+    rows = model.tokenizer.encode_batch(texts)
+    token_ids = np.zeros((len(rows), max(map(len, rows))), "int32")
+    for index, row in enumerate(rows):
+        token_ids[index, : len(row)] = row
+    return token_ids
+
+
+def test_model_add_places_the_layer_after_the_head(model_with_datastore):
+    layers = model_with_datastore.layers
+    assert isinstance(layers[-2], LanguageModelHead)
+    assert isinstance(layers[-1], KnowledgeInjectionLayer)
+    assert layers[-1].reads_hidden_states
+    token_ids = _token_ids(model_with_datastore, ["The birthplace of Alda Varenko is"])
+    outputs = keras.ops.convert_to_numpy(model_with_datastore(token_ids))
+    assert outputs.shape == (1, token_ids.shape[1], model_with_datastore.tokenizer.vocabulary_size)
+    # The output is a log-distribution: it sums to one after exp.
+    np.testing.assert_allclose(np.exp(outputs).sum(-1), 1.0, atol=1e-4)
+
+
+def test_datastore_keys_cover_every_fact_and_skip_the_paraphrase(model_with_datastore, people_task):
+    datastore = model_with_datastore.layers[-1].datastore
+    graph = people_task.model_graph
+    # Each (fact, training template) gives at least the name's tokens and one more.
+    sentences = sum(len(people_task.templates.training_templates(r)) for _, r, _ in graph.triples)
+    assert datastore.size >= 2 * sentences
+    assert datastore.kg_fingerprint == graph.fingerprint()
+
+
+def test_held_out_facts_are_answered_from_the_datastore(pretrained_dir, model_with_datastore, people_task):
+    prompts = people_task.evaluation_prompts("heldout")
+    plain = load_model(pretrained_dir)
+    without = rates(judge_prompts(Generator(plain, plain.tokenizer), people_task.knowledge_graph, prompts))
+    with_datastore = rates(
+        judge_prompts(Generator(model_with_datastore, model_with_datastore.tokenizer), people_task.knowledge_graph, prompts)
+    )
+    # The tiny model (1 layer, d=32) separates subjects' hidden states only
+    # partly, so neighbours of other people share the vote; still, the
+    # datastore answers far more held-out facts than the model alone.
+    print(f"held-out accuracy: {without['accuracy']:.2f} alone, {with_datastore['accuracy']:.2f} with the datastore")
+    assert with_datastore["accuracy"] >= without["accuracy"] + 0.3
+
+
+def test_next_token_logits_match_the_full_forward(model_with_datastore):
+    token_ids = _token_ids(model_with_datastore, ["Alda Varenko works for", "The birthplace of Borin Quillby is"])
+    full = keras.ops.convert_to_numpy(model_with_datastore(token_ids))
+    for index in (3, token_ids.shape[1]):
+        one = keras.ops.convert_to_numpy(model_with_datastore.next_token_logits(token_ids, index))
+        np.testing.assert_allclose(one, full[:, index - 1], atol=1e-4)
+
+
+def test_save_load_safe_mode_gives_identical_outputs(model_with_datastore, tmp_path):
+    token_ids = _token_ids(model_with_datastore, ["Alda Varenko plays the", "Cela Varenko works for"])
+    path = os.path.join(tmp_path, "model.keras")
+    model_with_datastore.save(path)
+    loaded = keras.models.load_model(path, safe_mode=True)
+    assert isinstance(loaded.layers[-1], KnowledgeInjectionLayer) and loaded.layers[-1].reads_hidden_states
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(loaded(token_ids)), keras.ops.convert_to_numpy(model_with_datastore(token_ids))
+    )
+
+
+def test_jit_compiled_fit_trains_through_the_mixture(fresh_model_with_datastore):
+    model_with_datastore = fresh_model_with_datastore
+    from kfine.training.mle import next_token_loss
+
+    token_ids = _token_ids(model_with_datastore, ["Alda Varenko plays the harp .", "Cela Varenko works for Lumen Freight ."])
+    model_with_datastore.compile(optimizer=keras.optimizers.Adam(1e-3), loss=next_token_loss(), jit_compile=True)
+    before = [keras.ops.convert_to_numpy(w).copy() for w in model_with_datastore.trainable_weights]
+    history = model_with_datastore.fit(token_ids[:, :-1], token_ids[:, 1:], epochs=2, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+    after = [keras.ops.convert_to_numpy(w) for w in model_with_datastore.trainable_weights]
+    assert any(not np.array_equal(a, b) for a, b in zip(before, after))
+    # The datastore holds no trainable weights: its keys change only by `refresh`.
+    assert not model_with_datastore.layers[-1].trainable_weights
+
+
+def test_refresh_recomputes_keys_and_checks_the_graph(fresh_model_with_datastore, people_task):
+    model_with_datastore = fresh_model_with_datastore
+    datastore = model_with_datastore.layers[-1].datastore
+    keys = keras.ops.convert_to_numpy(datastore.keys).copy()
+    first = model_with_datastore.layers[1]  # the first decoder block
+    first.set_weights([w * 1.5 for w in first.get_weights()])
+    datastore.refresh(model_with_datastore, people_task.model_graph, people_task.templates)
+    assert not np.allclose(keras.ops.convert_to_numpy(datastore.keys), keys)
+    with pytest.raises(ModelError, match="fingerprint"):
+        datastore.refresh(model_with_datastore, KnowledgeGraph([("A", "r", "B")]), people_task.templates)
+
+
+def test_model_add_without_templates_is_a_clear_error(pretrained_dir, people_task):
+    model = load_model(pretrained_dir)
+    with pytest.raises(ValueError, match="templates=templates"):
+        model.add(KnowledgeInjectionLayer(people_task.model_graph))
+
+
+def test_datastore_config_round_trip_and_argument_checks():
+    datastore = FactDatastore(size=10, hidden_dim=4, vocabulary_size=7, top_k=3, temperature=0.1, interpolation=0.5)
+    assert FactDatastore.from_config(datastore.get_config()).get_config() == datastore.get_config()
+    for bad in ({"top_k": 0}, {"temperature": 0}, {"interpolation": 1.5}, {"size": -1}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            FactDatastore(**{"size": 10, "hidden_dim": 4, "vocabulary_size": 7, **bad})
+
+
+def test_datastore_votes_for_the_nearest_keys_token():
+    datastore = FactDatastore(size=3, hidden_dim=2, vocabulary_size=4, top_k=2, interpolation=1.0)
+    datastore.build()
+    datastore.assign(np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]]), np.array([1, 2, 3]))
+    hidden = np.array([[[0.1, 0.9], [-2.0, 0.1]]], "float32")
+    outputs = keras.ops.convert_to_numpy(datastore([hidden, np.zeros((1, 2, 4), "float32")]))
+    assert outputs.argmax(-1).tolist() == [[2, 3]]
+
+
+def test_mixed_precision_output_is_float32():
+    datastore = FactDatastore(size=3, hidden_dim=2, vocabulary_size=4, top_k=2, dtype="mixed_float16")
+    datastore.build()
+    datastore.assign(np.eye(3, 2), np.array([1, 2, 3]))
+    outputs = datastore([np.ones((1, 2, 2), "float16"), np.zeros((1, 2, 4), "float32")])
+    assert outputs.dtype == "float32"
