@@ -173,30 +173,40 @@ class KnowledgeGenerator(Generator):
         after_entity = token_features[:, index - 1] > 0
         return tf.where(after_entity[:, None] & self._continues_word[None, :], -1e9, logits)
 
-    def pick_entities(self, rows, entity_rows):
-        """The entity id (0-based) the fact pointer picks after each row, or -1 if none."""
+    def pick_entities(self, rows, entity_rows, allowed=None):
+        """The entity id (0-based) the fact pointer picks after each row, or -1 if none.
+
+        With `allowed` (an `AllowedAnswers`), facts whose object is not
+        allowed cannot be picked.
+        """
         picked = []
         for start in range(0, len(rows), self.batch_size):
             batch = rows[start : start + self.batch_size]
             inputs = _padded(batch, entity_rows[start : start + self.batch_size])
             last = np.array([len(row) - 1 for row in batch])
             scores = tf.gather(self.model(inputs, training=False)["fact_scores"], last, axis=1, batch_dims=1)
+            scores = scores.numpy()[:, 1:]
             _, _, objects = self.model.fact_slots(inputs["entity_ids"])
             objects = tf.gather(objects, last, axis=1, batch_dims=1).numpy()
-            choice = np.argmax(scores.numpy()[:, 1:], axis=-1)
+            if allowed is not None:
+                permitted = np.take_along_axis(allowed.entities[start : start + len(batch)], np.maximum(objects - 1, 0), 1)
+                objects = np.where(permitted, objects, 0)
+                scores = np.where(objects > 0, scores, -np.inf)
+            choice = np.argmax(scores, axis=-1)
             chosen = objects[np.arange(len(batch)), choice]
             picked.extend((chosen - 1).tolist())  # an empty slot (0) gives -1: no fact to copy
         return picked
 
-    def generate_ids(self, prompts, max_new_tokens=16):
+    def generate_ids(self, prompts, max_new_tokens=16, allowed=None):
         rows = self.tokenizer.encode_batch(list(prompts))
         entity_rows = [self.linker.entity_ids_per_token(row) for row in rows]
-        picked = self.pick_entities(rows, entity_rows)
+        picked = self.pick_entities(rows, entity_rows, allowed)
         completions = [None] * len(rows)
         copied = [index for index, entity in enumerate(picked) if entity >= 0]
         uncopied = [index for index, entity in enumerate(picked) if entity < 0]
         if uncopied:
-            rest = self.complete_ids([rows[i] for i in uncopied], max_new_tokens, [entity_rows[i] for i in uncopied])
+            rest = self.complete_ids([rows[i] for i in uncopied], max_new_tokens, [entity_rows[i] for i in uncopied],
+                                     allowed.take(uncopied) if allowed is not None else None)
             for index, tail in zip(uncopied, rest):
                 completions[index] = tail
         for index, ending in zip(copied, self._best_endings(rows, entity_rows, picked, copied)):
