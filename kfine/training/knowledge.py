@@ -246,23 +246,42 @@ def _padded(token_rows, entity_rows):
     return {"token_ids": token_ids, "entity_ids": entity_ids}
 
 
-def build_knowledge_model(language_model, knowledge_graph, mode="gated"):
-    injection = KnowledgeInjectionLayer(knowledge_graph, mode=mode, entity_head=False, name="knowledge_injection")
-    return KnowledgeLanguageModel(language_model, injection, name="knowledge_language_model")
+def build_knowledge_model(language_model, knowledge_graph, mode="gated", embeddings_regularizer=None,
+                          model_class=KnowledgeLanguageModel, **model_kwargs):
+    injection = KnowledgeInjectionLayer(knowledge_graph, mode=mode, entity_head=False,
+                                        embeddings_regularizer=embeddings_regularizer, name="knowledge_injection")
+    return model_class(language_model, injection, name="knowledge_language_model", **model_kwargs)
 
 
 @register_method("knowledge")
 def fine_tune_knowledge(task, pretrained, seed, log_dir, quick=False, verbose=0):
     """Fine-tunes LM + KG injection + entity head on the finetune facts."""
+    return train_knowledge_model(task, pretrained, seed, log_dir, quick=quick, verbose=verbose)
+
+
+def train_knowledge_model(task, pretrained, seed, log_dir, quick=False, verbose=0, make_model=build_knowledge_model,
+                          extra_inputs=None):
+    """The `knowledge` method's training, with hooks for methods built on it.
+
+    Args:
+        make_model: callable `(language_model, knowledge_graph) -> KnowledgeLanguageModel`.
+        extra_inputs: None or callable `(model, arrays) -> dict` of more
+            training inputs (`arrays` as `knowledge_examples` returns them).
+
+    Returns:
+        A `KnowledgeGenerator`.
+    """
     keras.utils.set_random_seed(seed)
     language_model = load_model(pretrained)
     graph = task.model_graph
     linker = EntityLinker(graph, language_model.tokenizer)
-    model = build_knowledge_model(language_model, graph)
+    model = make_model(language_model, graph)
     model.injection.build(((None, None, language_model.hidden_dim), (None, None)))
     fact_tables = (model.injection.fact_relations.numpy(), model.injection.fact_objects.numpy())
     arrays = knowledge_examples(task, linker, language_model.tokenizer, fact_tables)
     inputs = {"token_ids": arrays["token_ids"], "entity_ids": arrays["entity_ids"]}
+    if extra_inputs is not None:
+        inputs.update(extra_inputs(model, arrays))
     targets = {"logits": arrays["targets"], "fact_scores": arrays["fact_targets"]}
     model.compile(
         optimizer=keras.optimizers.AdamW(learning_rate=2e-3, weight_decay=0.01),
