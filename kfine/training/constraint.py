@@ -84,8 +84,11 @@ class ConstrainedKnowledgeLanguageModel(KnowledgeLanguageModel):
 
     def __init__(self, language_model, injection, constraint_weight=CONSTRAINT_WEIGHT, **kwargs):
         super().__init__(language_model, injection, **kwargs)
-        if isinstance(constraint_weight, bool) or not isinstance(constraint_weight, (int, float)) or constraint_weight < 0:
-            raise ValueError(f"`constraint_weight` must be a non-negative float. Received: {constraint_weight!r}")
+        is_number = isinstance(constraint_weight, (int, float)) and not isinstance(constraint_weight, bool)
+        if not is_number or constraint_weight < 0:
+            raise ValueError(
+                f"`constraint_weight` must be a non-negative float. Received: constraint_weight={constraint_weight!r}"
+            )
         self.constraint_weight = float(constraint_weight)
         self.constraint_loss = KnowledgeConstraintLoss()
         self.constraint_tracker = keras.metrics.Mean(name="constraint_loss")

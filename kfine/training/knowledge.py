@@ -189,7 +189,8 @@ class KnowledgeGenerator(Generator):
             _, _, objects = self.model.fact_slots(inputs["entity_ids"])
             objects = tf.gather(objects, last, axis=1, batch_dims=1).numpy()
             if allowed is not None:
-                permitted = np.take_along_axis(allowed.entities[start : start + len(batch)], np.maximum(objects - 1, 0), 1)
+                rows_allowed = allowed.entities[start : start + len(batch)]
+                permitted = np.take_along_axis(rows_allowed, np.maximum(objects - 1, 0), axis=1)
                 objects = np.where(permitted, objects, 0)
                 scores = np.where(objects > 0, scores, -np.inf)
             choice = np.argmax(scores, axis=-1)

@@ -125,4 +125,5 @@ def test_name_mask_drops_names_longer_than_the_budget(constraint):
     # A row whose names are all too long falls back to the abstention phrase.
     answers.entities[:] = False
     answers.abstain[:] = False
-    assert constraint.trie.name_mask(answers, max_new_tokens=2)[0].tolist() == [False] * (constraint.trie.num_names - 1) + [True]
+    fallback = constraint.trie.name_mask(answers, max_new_tokens=2)[0]
+    assert fallback.tolist() == [False] * (constraint.trie.num_names - 1) + [True]
