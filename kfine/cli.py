@@ -188,7 +188,8 @@ def cmd_bench(args):
     files = _kg_files(args)
     pretrained = _pretrained(args)
     model_file(pretrained)
-    results = run_bench(files, pretrained, methods, args.seeds, args.out, quick=args.quick, strategy=strategy)
+    results = run_bench(files, pretrained, methods, args.seeds, args.out, quick=args.quick, strategy=strategy,
+                        constrained_decoding=args.constrained_decoding)
     with open(os.path.join(args.out, "results.md"), encoding="utf-8") as stream:
         print(stream.read())
     print(f"wrote {args.out}/results.json, results.md, results.png and tensorboard/ "
@@ -244,6 +245,8 @@ def build_parser():
     bench.add_argument("--seeds", type=_positive_int, default=3)
     bench.add_argument("--out", required=True, help="output directory")
     bench.add_argument("--quick", action="store_true", help="subsample subjects and prompts (minutes on a CPU)")
+    bench.add_argument("--constrained-decoding", action="store_true",
+                       help="also evaluate every method with KG-constrained decoding (rows METHOD+constrained)")
     _add_strategy_arguments(bench)
     bench.set_defaults(run=cmd_bench)
     return parser

@@ -64,6 +64,8 @@ class KnowledgeGraphEncoder(keras.layers.Layer):
         embeddings_initializer: initializer for the entity table (unless
             `initial_embeddings` is given) and the relation embeddings.
         kernel_initializer: initializer for the self and relation transforms.
+        embeddings_regularizer: regularizer of the entity table (e.g. a
+            `KnowledgeConstraintRegularizer`) or None.
         **kwargs: standard `keras.layers.Layer` arguments.
 
     Call arguments:
@@ -100,6 +102,7 @@ class KnowledgeGraphEncoder(keras.layers.Layer):
         kg_fingerprint=None,
         embeddings_initializer="uniform",
         kernel_initializer="glorot_uniform",
+        embeddings_regularizer=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -124,6 +127,7 @@ class KnowledgeGraphEncoder(keras.layers.Layer):
         self.kg_fingerprint = kg_fingerprint
         self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
+        self.embeddings_regularizer = keras.regularizers.get(embeddings_regularizer)
         # Kept only until `build` writes them into weights; never in the config.
         self._edges = knowledge_graph.adjacency() if knowledge_graph is not None else None
         self._initial_embeddings = self._check_initial_embeddings(initial_embeddings)
@@ -149,7 +153,10 @@ class KnowledgeGraphEncoder(keras.layers.Layer):
         rows, dim = self.num_entities + 1, self.embedding_dim
         num_directed = 2 * self.num_relations
         self.entity_embeddings = self.add_weight(
-            name="entity_embeddings", shape=(rows, dim), initializer=self.embeddings_initializer
+            name="entity_embeddings",
+            shape=(rows, dim),
+            initializer=self.embeddings_initializer,
+            regularizer=self.embeddings_regularizer,
         )
         if self._initial_embeddings is not None:
             table = np.concatenate([np.zeros((1, dim)), self._initial_embeddings])
@@ -253,6 +260,7 @@ class KnowledgeGraphEncoder(keras.layers.Layer):
                 "kg_fingerprint": self.kg_fingerprint,
                 "embeddings_initializer": keras.initializers.serialize(self.embeddings_initializer),
                 "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
+                "embeddings_regularizer": keras.regularizers.serialize(self.embeddings_regularizer),
             }
         )
         return config

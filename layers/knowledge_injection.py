@@ -88,6 +88,9 @@ class KnowledgeInjectionLayer(keras.layers.Layer):
         initial_embeddings: float array `(num_entities, entity_dim)` or
             None. Pretrained KG embeddings for the encoder this layer builds.
         kernel_initializer: initializer of the layer's projections.
+        embeddings_regularizer: regularizer or None. Regularizes the entity
+            table of the encoder this layer builds (e.g. a
+            `KnowledgeConstraintRegularizer`); saved in the encoder's config.
         num_entities: int or None. From `knowledge_graph` when given.
         num_relations: int or None. From `knowledge_graph` when given.
         max_degree: int or None. Fact slots per entity; from
@@ -143,6 +146,7 @@ class KnowledgeInjectionLayer(keras.layers.Layer):
         dropout=0.0,
         initial_embeddings=None,
         kernel_initializer="glorot_uniform",
+        embeddings_regularizer=None,
         num_entities=None,
         num_relations=None,
         max_degree=None,
@@ -164,7 +168,7 @@ class KnowledgeInjectionLayer(keras.layers.Layer):
         if not isinstance(entity_head, bool):
             raise ValueError(f"`entity_head` must be a bool. Received: entity_head={entity_head!r}")
         _check_rate("dropout", dropout)
-        encoder = self._make_encoder(knowledge_graph, encoder, entity_dim, initial_embeddings)
+        encoder = self._make_encoder(knowledge_graph, encoder, entity_dim, initial_embeddings, embeddings_regularizer)
         self._check_matches_encoder(encoder, num_entities, num_relations, kg_fingerprint)
 
         self._facts = None  # Written into weights by `build`; never in the config.
@@ -210,7 +214,7 @@ class KnowledgeInjectionLayer(keras.layers.Layer):
         # Sublayers whose input size is the hidden size are made in `build`.
         self.dropout_layer = keras.layers.Dropout(dropout, dtype=self.dtype_policy, name="dropout")
 
-    def _make_encoder(self, knowledge_graph, encoder, entity_dim, initial_embeddings):
+    def _make_encoder(self, knowledge_graph, encoder, entity_dim, initial_embeddings, embeddings_regularizer):
         if encoder is None:
             if knowledge_graph is None:
                 raise ValueError(
@@ -221,6 +225,7 @@ class KnowledgeInjectionLayer(keras.layers.Layer):
                 knowledge_graph,
                 embedding_dim=entity_dim,
                 initial_embeddings=initial_embeddings,
+                embeddings_regularizer=embeddings_regularizer,
                 dtype=self.dtype_policy,
                 name="knowledge_graph_encoder",
             )
@@ -230,6 +235,11 @@ class KnowledgeInjectionLayer(keras.layers.Layer):
             raise ValueError(
                 "`initial_embeddings` initialize the encoder this layer builds; pass them to the given "
                 "encoder instead. Received: an `encoder` and `initial_embeddings`"
+            )
+        if embeddings_regularizer is not None:
+            raise ValueError(
+                "`embeddings_regularizer` regularizes the encoder this layer builds; pass it to the given "
+                f"encoder instead. Received: an `encoder` and embeddings_regularizer={embeddings_regularizer!r}"
             )
         if encoder.embedding_dim != entity_dim:
             raise ValueError(

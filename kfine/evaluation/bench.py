@@ -12,14 +12,17 @@ from kfine.evaluation.perplexity import perplexity
 from kfine.evaluation.report import results_table, write_chart
 from kfine.evaluation.task import FULL, QUICK, SPLITS, FactTask
 from kfine.io import atomic_file, write_json
+from kfine.models.constrained_decoding import constrained
 from kfine.models.loading import load_metadata
 from kfine.training.methods import get_method
 from kfine.training.strategy import strategy_scope
 
 SAMPLES_PER_SPLIT = 8
+CONSTRAINED_SUFFIX = "+constrained"
 
 
-def run_bench(task_files, pretrained, methods, seeds, out_dir, quick=False, verbose=0, echo=print, strategy=None):
+def run_bench(task_files, pretrained, methods, seeds, out_dir, quick=False, verbose=0, echo=print, strategy=None,
+              constrained_decoding=False):
     """Fine-tunes each method with each seed, evaluates, and writes the reports.
 
     Args:
@@ -32,6 +35,10 @@ def run_bench(task_files, pretrained, methods, seeds, out_dir, quick=False, verb
         verbose: Keras verbosity during fine-tuning.
         echo: callable for progress lines.
         strategy: `tf.distribute.Strategy` or None. Methods run in its scope.
+        constrained_decoding: bool. Also evaluate each method's model with
+            KG-constrained decoding over `task.model_graph` (rows labelled
+            `METHOD+constrained`), and time generation per token on the
+            held-out prompts with and without it (metric `ms_per_token`).
 
     Returns:
         The results dict written to results.json.
@@ -60,18 +67,28 @@ def run_bench(task_files, pretrained, methods, seeds, out_dir, quick=False, verb
             log_dir = os.path.join(out_dir, "tensorboard", method, str(seed))
             with strategy_scope(strategy):
                 generator = method_functions[method](task, pretrained, seed, log_dir, quick=quick, verbose=verbose)
-            evaluation = evaluate_splits(generator, task, SPLITS)
-            values = {(split, metric): rates[metric] for split, (rates, _) in evaluation.items() for metric in METRICS}
-            values[("heldout", "perplexity")] = perplexity(generator, task.heldout_sentences)
-            for (split, metric), value in values.items():
-                per_seed.setdefault((method, split, metric), []).append(value)
-            prompt_counts.update({split: len(judgements) for split, (_, judgements) in evaluation.items()})
-            _log_evaluation(log_dir, values, evaluation)
-            echo(
-                f"[{method} seed {seed}] {time.time() - started:.0f}s  "
-                + "  ".join(f"{split}: acc {evaluation[split][0]['accuracy']:.2f} "
-                            f"hall {evaluation[split][0]['hallucination_rate']:.2f}" for split in SPLITS)
-            )
+            generators = {method: generator}
+            if constrained_decoding:
+                generators[method + CONSTRAINED_SUFFIX] = constrained(generator, task.model_graph, task.templates)
+            for label, labelled_generator in generators.items():
+                evaluation = evaluate_splits(labelled_generator, task, SPLITS)
+                values = {(split, metric): rates[metric] for split, (rates, _) in evaluation.items()
+                          for metric in METRICS}
+                if label == method:
+                    # Constrained decoding changes only answer slots, not the model's perplexity.
+                    values[("heldout", "perplexity")] = perplexity(generator, task.heldout_sentences)
+                if constrained_decoding:
+                    values[("heldout", "ms_per_token")] = _ms_per_token(labelled_generator, task)
+                for (split, metric), value in values.items():
+                    per_seed.setdefault((label, split, metric), []).append(value)
+                prompt_counts.update({split: len(judgements) for split, (_, judgements) in evaluation.items()})
+                label_dir = log_dir if label == method else os.path.join(out_dir, "tensorboard", label, str(seed))
+                _log_evaluation(label_dir, values, evaluation)
+                echo(
+                    f"[{label} seed {seed}] {time.time() - started:.0f}s  "
+                    + "  ".join(f"{split}: acc {evaluation[split][0]['accuracy']:.2f} "
+                                f"hall {evaluation[split][0]['hallucination_rate']:.2f}" for split in SPLITS)
+                )
     rows = []
     for (method, split, metric), values in per_seed.items():
         mean, std = mean_and_std(values)
@@ -81,6 +98,7 @@ def run_bench(task_files, pretrained, methods, seeds, out_dir, quick=False, verb
         "config": {
             "triples": task_files["triples"], "templates": task_files["templates"], "aliases": task_files.get("aliases"),
             "model": pretrained, "methods": methods, "seeds": seeds, "quick": quick, "split_seed": task.split_seed,
+            "constrained_decoding": constrained_decoding,
             "kg_fingerprint": task.knowledge_graph.fingerprint(),
         },
         "results": rows,
@@ -91,6 +109,20 @@ def run_bench(task_files, pretrained, methods, seeds, out_dir, quick=False, verb
         stream.write(results_table(rows))
     write_chart(rows, os.path.join(out_dir, "results.png"))
     return results
+
+
+def _ms_per_token(generator, task, max_new_tokens=16):
+    """Wall-clock milliseconds per generated token (EOS included) on the held-out prompts.
+
+    Evaluation has already traced the generation loop for these prompts,
+    so the timing holds no compilation.
+    """
+    prompts = [prompt.text for prompt, _ in task.evaluation_prompts("heldout")]
+    started = time.perf_counter()
+    completions = generator.generate_ids(prompts, max_new_tokens)
+    elapsed = time.perf_counter() - started
+    tokens = sum(len(ids) + (len(ids) < max_new_tokens) for ids in completions)
+    return 1000 * elapsed / max(tokens, 1)
 
 
 def _log_evaluation(log_dir, values, evaluation):

@@ -8,6 +8,7 @@ METRIC_LABELS = {
     "abstention_rate": "abstain",
     "invalid_entity_rate": "invalid",
     "perplexity": "ppl",
+    "ms_per_token": "ms/token",
 }
 SPLIT_ORDER = ("seen", "heldout", "unknown", "paraphrase")
 
@@ -15,7 +16,7 @@ SPLIT_ORDER = ("seen", "heldout", "unknown", "paraphrase")
 def _cell(row):
     if row is None or math.isnan(row["mean"]):
         return "–"
-    digits = 1 if row["metric"] == "perplexity" else 2
+    digits = 1 if row["metric"] in ("perplexity", "ms_per_token") else 2
     return f"{row['mean']:.{digits}f} ± {row['std']:.{digits}f}"
 
 

@@ -35,7 +35,8 @@ class Generator:
         tokenizer: the model's `WordPieceTokenizer`.
         sampler: a keras-hub `Sampler` or one of "greedy", "top_k", "top_p".
         logits_processor: optional callable `(token_ids, index, logits) ->
-            logits` applied before sampling (e.g. a KG constraint mask).
+            logits` applied before sampling (e.g. a fixed vocabulary mask).
+            Per-prompt constraints go to `generate_ids(..., allowed=...)`.
         batch_size: int. Prompts per compiled call.
         jit_compile: bool. Compile the loop with XLA.
     """
@@ -60,33 +61,46 @@ class Generator:
             return self.model.next_token_logits(token_ids, index)
         return self.model(token_ids, training=False)[:, index - 1, :]
 
-    def _sample(self, token_ids, prompt_mask, index, token_features):
+    def _sample(self, token_ids, prompt_mask, index, token_features, allowed_names=None, trie=None):
+        prompt_lengths = tf.reduce_sum(tf.cast(prompt_mask, tf.int32), axis=1)
+
         def next_logits(buffer, cache, step):
             logits = self.next_token_logits(buffer, token_features, step)
             if self.logits_processor is not None:
                 logits = self.logits_processor(buffer, step, logits)
+            if trie is not None:
+                # The cache carries each row's trie node: the names it still agrees with.
+                logits, cache = trie.constrain(buffer, step, logits, prompt_lengths, cache)
             return logits, None, cache
 
         return self.sampler(
             next=next_logits,
             prompt=token_ids,
+            cache=allowed_names,
             index=index,
             mask=prompt_mask,
             stop_token_ids=[self.tokenizer.eos_id],
         )
 
-    def generate_ids(self, prompts, max_new_tokens=16):
-        """Returns, for each prompt, the list of generated token ids (EOS excluded)."""
-        return self.complete_ids(self.tokenizer.encode_batch(list(prompts)), max_new_tokens)
+    def generate_ids(self, prompts, max_new_tokens=16, allowed=None):
+        """Returns, for each prompt, the list of generated token ids (EOS excluded).
 
-    def complete_ids(self, rows, max_new_tokens, feature_rows=None):
+        `allowed` (an `AllowedAnswers`, one row per prompt) restricts each
+        prompt's answer to the entity names it allows (KG-constrained
+        decoding; see `kfine.models.constrained_decoding`).
+        """
+        return self.complete_ids(self.tokenizer.encode_batch(list(prompts)), max_new_tokens, allowed=allowed)
+
+    def complete_ids(self, rows, max_new_tokens, feature_rows=None, allowed=None):
         """Continues token-id rows; `feature_rows` are optional per-token ints
-        (e.g. linked entity ids) passed to `next_token_logits`."""
+        (e.g. linked entity ids) passed to `next_token_logits`; `allowed` as
+        in `generate_ids`."""
         completions = []
         for start in range(0, len(rows), self.batch_size):
             end = start + self.batch_size
             features = feature_rows[start:end] if feature_rows is not None else None
-            completions.extend(self._generate_batch(rows[start:end], max_new_tokens, features))
+            batch_allowed = allowed.take(range(start, min(end, len(rows)))) if allowed is not None else None
+            completions.extend(self._generate_batch(rows[start:end], max_new_tokens, features, batch_allowed))
         return completions
 
     def generate(self, prompts, max_new_tokens=16):
@@ -102,7 +116,7 @@ class Generator:
                 f"{self.sequence_limit - 1} plus the answer."
             )
 
-    def _generate_batch(self, rows, max_new_tokens, feature_rows=None):
+    def _generate_batch(self, rows, max_new_tokens, feature_rows=None, allowed=None):
         lengths = [len(row) for row in rows]
         self._check_lengths(lengths)
         length = min(_round_up(max(lengths) + max_new_tokens, 8), self.sequence_limit)
@@ -118,9 +132,12 @@ class Generator:
             mask[row_index, : len(row)] = True
             if feature_rows is not None:
                 features[row_index, : len(row)] = feature_rows[source]
-        output = self._loop(
-            tf.constant(buffer), tf.constant(mask), tf.constant(min(lengths), tf.int32), tf.constant(features)
-        ).numpy()
+        arguments = [tf.constant(buffer), tf.constant(mask), tf.constant(min(lengths), tf.int32), tf.constant(features)]
+        if allowed is not None:
+            names = allowed.trie.name_mask(allowed, max_new_tokens)
+            padding_rows = np.zeros(len(buffer) - len(rows), "int64")  # padding rows repeat the first prompt
+            arguments += [tf.constant(np.concatenate([names, names[padding_rows]])), allowed.trie]
+        output = self._loop(*arguments).numpy()
         completions = []
         for row_index, prompt_length in enumerate(lengths):
             generated = output[row_index, prompt_length : prompt_length + max_new_tokens].tolist()

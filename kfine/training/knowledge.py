@@ -175,30 +175,41 @@ class KnowledgeGenerator(Generator):
         after_entity = token_features[:, index - 1] > 0
         return tf.where(after_entity[:, None] & self._continues_word[None, :], -1e9, logits)
 
-    def pick_entities(self, rows, entity_rows):
-        """The entity id (0-based) the fact pointer picks after each row, or -1 if none."""
+    def pick_entities(self, rows, entity_rows, allowed=None):
+        """The entity id (0-based) the fact pointer picks after each row, or -1 if none.
+
+        With `allowed` (an `AllowedAnswers`), facts whose object is not
+        allowed cannot be picked.
+        """
         picked = []
         for start in range(0, len(rows), self.batch_size):
             batch = rows[start : start + self.batch_size]
             inputs = _padded(batch, entity_rows[start : start + self.batch_size])
             last = np.array([len(row) - 1 for row in batch])
             scores = tf.gather(self.model(inputs, training=False)["fact_scores"], last, axis=1, batch_dims=1)
+            scores = scores.numpy()[:, 1:]
             _, _, objects = self.model.fact_slots(inputs["entity_ids"])
             objects = tf.gather(objects, last, axis=1, batch_dims=1).numpy()
-            choice = np.argmax(scores.numpy()[:, 1:], axis=-1)
+            if allowed is not None:
+                rows_allowed = allowed.entities[start : start + len(batch)]
+                permitted = np.take_along_axis(rows_allowed, np.maximum(objects - 1, 0), axis=1)
+                objects = np.where(permitted, objects, 0)
+                scores = np.where(objects > 0, scores, -np.inf)
+            choice = np.argmax(scores, axis=-1)
             chosen = objects[np.arange(len(batch)), choice]
             picked.extend((chosen - 1).tolist())  # an empty slot (0) gives -1: no fact to copy
         return picked
 
-    def generate_ids(self, prompts, max_new_tokens=16):
+    def generate_ids(self, prompts, max_new_tokens=16, allowed=None):
         rows = self.tokenizer.encode_batch(list(prompts))
         entity_rows = [self.linker.entity_ids_per_token(row) for row in rows]
-        picked = self.pick_entities(rows, entity_rows)
+        picked = self.pick_entities(rows, entity_rows, allowed)
         completions = [None] * len(rows)
         copied = [index for index, entity in enumerate(picked) if entity >= 0]
         uncopied = [index for index, entity in enumerate(picked) if entity < 0]
         if uncopied:
-            rest = self.complete_ids([rows[i] for i in uncopied], max_new_tokens, [entity_rows[i] for i in uncopied])
+            rest = self.complete_ids([rows[i] for i in uncopied], max_new_tokens, [entity_rows[i] for i in uncopied],
+                                     allowed.take(uncopied) if allowed is not None else None)
             for index, tail in zip(uncopied, rest):
                 completions[index] = tail
         for index, ending in zip(copied, self._best_endings(rows, entity_rows, picked, copied)):
@@ -238,23 +249,42 @@ def _padded(token_rows, entity_rows):
     return {"token_ids": token_ids, "entity_ids": entity_ids}
 
 
-def build_knowledge_model(language_model, knowledge_graph, mode="gated"):
-    injection = KnowledgeInjectionLayer(knowledge_graph, mode=mode, entity_head=False, name="knowledge_injection")
-    return KnowledgeLanguageModel(language_model, injection, name="knowledge_language_model")
+def build_knowledge_model(language_model, knowledge_graph, mode="gated", embeddings_regularizer=None,
+                          model_class=KnowledgeLanguageModel, **model_kwargs):
+    injection = KnowledgeInjectionLayer(knowledge_graph, mode=mode, entity_head=False,
+                                        embeddings_regularizer=embeddings_regularizer, name="knowledge_injection")
+    return model_class(language_model, injection, name="knowledge_language_model", **model_kwargs)
 
 
 @register_method("knowledge")
 def fine_tune_knowledge(task, pretrained, seed, log_dir, quick=False, verbose=0):
     """Fine-tunes LM + KG injection + entity head on the finetune facts."""
+    return train_knowledge_model(task, pretrained, seed, log_dir, quick=quick, verbose=verbose)
+
+
+def train_knowledge_model(task, pretrained, seed, log_dir, quick=False, verbose=0, make_model=build_knowledge_model,
+                          extra_inputs=None):
+    """The `knowledge` method's training, with hooks for methods built on it.
+
+    Args:
+        make_model: callable `(language_model, knowledge_graph) -> KnowledgeLanguageModel`.
+        extra_inputs: None or callable `(model, arrays) -> dict` of more
+            training inputs (`arrays` as `knowledge_examples` returns them).
+
+    Returns:
+        A `KnowledgeGenerator`.
+    """
     keras.utils.set_random_seed(seed)
     language_model = load_model(pretrained)
     graph = task.model_graph
     linker = EntityLinker(graph, language_model.tokenizer)
-    model = build_knowledge_model(language_model, graph)
+    model = make_model(language_model, graph)
     model.injection.build(((None, None, language_model.hidden_dim), (None, None)))
     fact_tables = (model.injection.fact_relations.numpy(), model.injection.fact_objects.numpy())
     arrays = knowledge_examples(task, linker, language_model.tokenizer, fact_tables)
     inputs = {"token_ids": arrays["token_ids"], "entity_ids": arrays["entity_ids"]}
+    if extra_inputs is not None:
+        inputs.update(extra_inputs(model, arrays))
     targets = {"logits": arrays["targets"], "fact_scores": arrays["fact_targets"]}
     model({name: array[:1] for name, array in inputs.items()})  # built, so a backup can be restored into it
     model.compile(

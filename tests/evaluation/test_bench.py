@@ -154,3 +154,22 @@ def test_results_json_is_plain_json(bench):
         text = stream.read()
     assert json.loads(text) == bench[1]
     assert "NaN" not in text  # every split has prompts, so no metric is undefined
+
+
+def test_constrained_decoding_adds_labelled_rows(people_kg_files, pretrained_dir, tmp_path, short_baseline):
+    out_dir = str(tmp_path / "out")
+    lines = []
+    results = run_bench(people_kg_files, pretrained_dir, ["baseline"], 1, out_dir, quick=True, echo=lines.append,
+                        constrained_decoding=True)
+    rows = _rows(results)
+    assert results["config"]["constrained_decoding"] is True
+    for split in SPLITS:
+        assert rows["baseline+constrained", split, "invalid_entity_rate"]["mean"] == 0.0
+        assert ("baseline", split, "accuracy") in rows  # the unconstrained rows stay, from the same model
+    assert rows["baseline+constrained", "unknown", "hallucination_rate"]["mean"] == 0.0
+    assert ("baseline+constrained", "heldout", "perplexity") not in rows
+    for label in ("baseline", "baseline+constrained"):
+        assert rows[label, "heldout", "ms_per_token"]["mean"] > 0
+    assert any(line.startswith("[baseline+constrained seed 0]") for line in lines)
+    with open(os.path.join(out_dir, "results.md"), encoding="utf-8") as stream:
+        assert "| baseline+constrained | unknown |" in stream.read()
