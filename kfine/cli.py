@@ -123,6 +123,8 @@ def cmd_finetune(args):
 
 
 def cmd_bench(args):
+    if args.perf:
+        return cmd_perf(args)
     from kfine.evaluation.bench import run_bench
     from kfine.training.methods import get_method
 
@@ -137,6 +139,15 @@ def cmd_bench(args):
         print(stream.read())
     print(f"wrote {args.out}/results.json, results.md, results.png and tensorboard/ "
           f"({len(results['results'])} rows)")
+
+
+def cmd_perf(args):
+    from kfine.perf.harness import run_perf
+
+    results = run_perf(_pretrained(args), args.out, quick=args.quick)
+    with open(os.path.join(args.out, "perf.md"), encoding="utf-8") as stream:
+        print(stream.read())
+    print(f"wrote {args.out}/perf.json and perf.md ({len(results['ratios'])} ratios)")
 
 
 def build_parser():
@@ -184,6 +195,8 @@ def build_parser():
     bench.add_argument("--seeds", type=_positive_int, default=3)
     bench.add_argument("--out", required=True, help="output directory")
     bench.add_argument("--quick", action="store_true", help="subsample subjects and prompts (minutes on a CPU)")
+    bench.add_argument("--perf", action="store_true",
+                       help="measure speed instead (training, linking, KG scaling, generation): OUT/perf.json, perf.md")
     bench.set_defaults(run=cmd_bench)
     return parser
 
