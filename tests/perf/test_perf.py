@@ -53,7 +53,6 @@ def test_perf_raw_records_device_load_and_work(perf_run):
     training = raw["training"]
     assert set(training["step_seconds"]) == {
         "kfine_lm_no_xla", "kfine_lm_xla", "keras_hub_gpt2_no_xla", "keras_hub_gpt2_xla", "kfine_lm_injected",
-        "knowledge_method_model",
     }
     for timing in training["timings"].values():
         assert len(timing["all"]) == training["repeats"] and len(timing["load"]) == 2
