@@ -95,8 +95,8 @@ def train_step_runner(model, inputs, targets, loss, jit_compile, steps):
         optimizer=keras.optimizers.AdamW(LEARNING_RATE, weight_decay=0.01), loss=loss, jit_compile=jit_compile
     )
     dataset = tf.data.Dataset.from_tensors((inputs, targets)).repeat().prefetch(tf.data.AUTOTUNE)
-    model.fit(dataset, steps_per_epoch=1, epochs=1, verbose=0)
-    return lambda: model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0)
+    model.fit(dataset, steps_per_epoch=1, epochs=1, verbose=0, shuffle=False)
+    return lambda: model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)
 
 
 def matmul_runner(size):
@@ -194,6 +194,11 @@ def measure_training(language_model, architecture, graph, templates, size):
         "lm_vs_kerashub_xla": step["keras_hub_gpt2_xla"] / step["kfine_lm_xla"],
         "lm_vs_kerashub_no_xla": step["keras_hub_gpt2_no_xla"] / step["kfine_lm_no_xla"],
         "keras_hub_xla_speedup": step["keras_hub_gpt2_no_xla"] / step["keras_hub_gpt2_xla"],
+        # The same ratios in CPU seconds, which a shared machine's load bends less.
+        "injection_overhead_cpu_time": timings["kfine_lm_injected"]["cpu_seconds"]
+        / timings[f"kfine_lm_{default}"]["cpu_seconds"],
+        "mfu_cpu_time": (flops_per_step * steps / timings[f"kfine_lm_{default}"]["cpu_seconds"])
+        / (2 * size.matmul_size**3 / timings["matmul"]["cpu_seconds"]),
         "train_flops_per_step": flops_per_step,
         "achieved_flops_per_second": achieved,
         "matmul_size": size.matmul_size,
