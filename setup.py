@@ -26,6 +26,6 @@ setup(
         "matplotlib>=3.8",
         "numpy>=1.26",
     ],
-    extras_require={"dev": ["pytest>=8", "hypothesis>=6"]},
+    extras_require={"dev": ["pytest>=8", "hypothesis>=6", "flashtext>=2.7", "pyahocorasick>=2.0"]},
     entry_points={"console_scripts": ["kfine=kfine.cli:main"]},
 )

@@ -174,6 +174,8 @@ def cmd_finetune(args):
 
 
 def cmd_bench(args):
+    if args.perf:
+        return cmd_perf(args)
     from kfine.evaluation.bench import run_bench
     from kfine.models.loading import model_file
     from kfine.training.methods import get_method
@@ -194,6 +196,15 @@ def cmd_bench(args):
         print(stream.read())
     print(f"wrote {args.out}/results.json, results.md, results.png and tensorboard/ "
           f"({len(results['results'])} rows)")
+
+
+def cmd_perf(args):
+    from kfine.perf.harness import run_perf
+
+    results = run_perf(_pretrained(args), args.out, quick=args.quick)
+    with open(os.path.join(args.out, "perf.md"), encoding="utf-8") as stream:
+        print(stream.read())
+    print(f"wrote {args.out}/perf.json and perf.md ({len(results['ratios'])} ratios)")
 
 
 def build_parser():
@@ -248,6 +259,8 @@ def build_parser():
     bench.add_argument("--constrained-decoding", action="store_true",
                        help="also evaluate every method with KG-constrained decoding (rows METHOD+constrained)")
     _add_strategy_arguments(bench)
+    bench.add_argument("--perf", action="store_true",
+                       help="measure speed instead (training, linking, KG scaling, generation): OUT/perf.json, perf.md")
     bench.set_defaults(run=cmd_bench)
     return parser
 

@@ -384,15 +384,23 @@ class KnowledgeInjectionLayer(keras.layers.Layer):
         return keras.ops.take_along_axis(by_rank, rank, axis=1)
 
     def _read_facts(self, hidden_states, entity_rows, table):
-        """Attention of a query from `hidden_states` over the facts of each position's entity."""
+        """Attention of a query from `hidden_states` over the facts of each position's entity.
+
+        A fact's key is its relation's embedding and its value the object's
+        encoding plus that key. Keys are never gathered per fact: the query
+        scores each relation once and every slot picks its relation's score,
+        and the keys' share of the read is the weights summed per relation
+        times the relation table. Same result, without two
+        `(batch, sequence, max_degree, entity_dim)` tensors.
+        """
         dtype = self.compute_dtype
         relations = keras.ops.take(keras.ops.cast(self.fact_relations, "int32"), entity_rows, axis=0)
         objects = keras.ops.take(keras.ops.cast(self.fact_objects, "int32"), entity_rows, axis=0)
         valid = objects > 0
-        keys = keras.ops.take(keras.ops.cast(self.encoder.relation_embeddings, dtype), relations, axis=0)
-        values = keras.ops.take(table, objects, axis=0) + keys
+        relation_table = keras.ops.cast(self.encoder.relation_embeddings, dtype)
         query = self.memory_query(hidden_states)
-        scores = keras.ops.einsum("btd,btkd->btk", query, keys)
+        relation_scores = keras.ops.matmul(query, keras.ops.transpose(relation_table))
+        scores = keras.ops.take_along_axis(relation_scores, relations, axis=-1)
         # Softmax in float32 so that the mask value and sums are exact under mixed precision.
         scores = keras.ops.cast(scores, "float32") / np.sqrt(self.entity_dim).astype("float32")
         # A softmax over the valid slots only; an entity without facts has
@@ -402,7 +410,13 @@ class KnowledgeInjectionLayer(keras.layers.Layer):
         exponents = exponents * keras.ops.cast(valid, "float32")
         total = keras.ops.sum(exponents, axis=-1, keepdims=True)
         weights = keras.ops.cast(exponents / keras.ops.maximum(total, 1e-30), dtype)
-        return keras.ops.einsum("btk,btkd->btd", weights, values)
+        relation_weights = keras.ops.einsum(
+            "btk,btkr->btr", weights, keras.ops.one_hot(relations, 2 * self.num_relations, dtype=dtype)
+        )
+        object_states = keras.ops.take(table, objects, axis=0)
+        return keras.ops.einsum("btk,btkd->btd", weights, object_states) + keras.ops.matmul(
+            relation_weights, relation_table
+        )
 
     def _fuse(self, hidden_states, knowledge):
         if self.mode == "concat":

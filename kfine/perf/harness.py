@@ -1,0 +1,176 @@
+"""`run_perf`: every perf measurement in one run, written to perf.json and perf.md."""
+
+import dataclasses
+import os
+import platform
+import time
+
+from kfine.io import atomic_file, write_json
+from kfine.perf.timing import load_average
+
+
+@dataclasses.dataclass(frozen=True)
+class PerfSize:
+    """How much work each measurement does.
+
+    Attributes:
+        batch_size: int. Sequences per train step (sequence length is the model's).
+        train_steps: int. Train steps per timed repeat.
+        repeats: int. Timed repeats of everything; the minimum counts.
+        matmul_size: int. Side of the square float32 matmul that measures peak FLOP/s.
+        alias_entities: int. Synthetic entities for linking (each a name and an alias).
+        linking_words: int. Words of text to link.
+        kg_sizes: tuple of int. Triples of the synthetic KGs.
+        generation_prompts: int. Prompts completed per timed repeat.
+    """
+
+    batch_size: int
+    train_steps: int
+    repeats: int
+    matmul_size: int
+    alias_entities: int
+    linking_words: int
+    kg_sizes: tuple
+    generation_prompts: int
+
+
+FULL = PerfSize(
+    batch_size=64,
+    train_steps=4,
+    repeats=3,
+    matmul_size=2048,
+    alias_entities=50_000,
+    linking_words=100_000,
+    kg_sizes=(10_000, 100_000, 1_000_000),
+    generation_prompts=64,
+)
+QUICK = PerfSize(
+    batch_size=4,
+    train_steps=1,
+    repeats=1,
+    matmul_size=128,
+    alias_entities=500,
+    linking_words=500,
+    kg_sizes=(300, 1_000, 3_000),
+    generation_prompts=4,
+)
+
+# ratio -> (comparison, target): "min" means at least the target, "max" at most.
+TARGETS = {
+    "lm_vs_kerashub": ("min", 1.0),
+    "injection_overhead": ("max", 1.15),
+    "mfu": ("min", 0.35),
+    "linker_vs_flashtext": ("min", 1.0),
+    "kg_scaling_slope": ("max", 1.1),
+}
+
+
+def device_description():
+    """The machine the run measured: CPU model, core count, accelerators, library versions."""
+    import keras
+    import tensorflow as tf
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as stream:
+            cpu = next(line.split(":", 1)[1].strip() for line in stream if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {
+        "cpu": cpu,
+        "cpu_cores": os.cpu_count(),
+        "gpus": [device.name for device in tf.config.list_physical_devices("GPU")],
+        "platform": platform.platform(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+    }
+
+
+def run_perf(pretrained, out_dir, quick=False, echo=print):
+    """Runs every perf measurement and writes `out_dir/perf.json` and `out_dir/perf.md`.
+
+    Args:
+        pretrained: str. Directory of the pretrained model whose architecture
+            and vocabulary the training and generation measurements use.
+        out_dir: str.
+        quick: bool. Tiny sizes (seconds; the numbers mean little).
+        echo: callable for progress lines.
+
+    Returns:
+        The dict written to perf.json: `{"ratios": {...}, "raw": {...}}`.
+    """
+    from kfine.datasets.geonames import build_geonames
+    from kfine.models.loading import load_metadata, load_model
+    from kfine.perf.generation import measure_generation, pending_ratios
+    from kfine.perf.kg_scaling import measure_kg_scaling
+    from kfine.perf.linking import measure_linking
+    from kfine.perf.training import measure_training
+
+    size = QUICK if quick else FULL
+    graph, templates = build_geonames()
+    language_model = load_model(pretrained)
+    architecture = load_metadata(pretrained)["architecture"]
+    ratios = {}
+    raw = {"size": "quick" if quick else "full", "device": device_description(), "load_at_start": load_average()}
+    measurements = (
+        ("training", lambda: measure_training(language_model, architecture, graph, templates, size)),
+        ("linking", lambda: measure_linking(size)),
+        ("kg_scaling", lambda: measure_kg_scaling(graph, size)),
+        ("generation", lambda: measure_generation(language_model, graph, templates, size)),
+        ("pending", pending_ratios),
+    )
+    for name, measure in measurements:
+        started = time.perf_counter()
+        found, raw[name] = measure()
+        ratios.update(found)
+        echo(f"{name}: {time.perf_counter() - started:.1f} s (load {load_average()})")
+    raw["load_at_end"] = load_average()
+    results = {"ratios": ratios, "raw": raw}
+    os.makedirs(out_dir, exist_ok=True)
+    write_json(os.path.join(out_dir, "perf.json"), results)
+    with atomic_file(os.path.join(out_dir, "perf.md")) as stream:
+        stream.write(perf_table(results) + "\n")
+    return results
+
+
+def perf_table(results):
+    """A markdown table of the ratios with their targets, and the main raw figures."""
+    ratios, raw = results["ratios"], results["raw"]
+    lines = ["| measurement | value | target | met |", "|---|---|---|---|"]
+    for name, value in ratios.items():
+        target = TARGETS.get(name)
+        if value is None:
+            lines.append(f"| {name} | pending | {_target_text(target)} | |")
+            continue
+        met = "" if target is None else ("yes" if _meets(value, target) else "no")
+        lines.append(f"| {name} | {value:.3f} | {_target_text(target)} | {met} |")
+    training = raw["training"]
+    lines += ["", "| throughput | value |", "|---|---|"]
+    for name, value in training["tokens_per_second"].items():
+        lines.append(f"| train tokens/s, {name} | {value:,.0f} |")
+    lines.append(f"| peak float32 matmul GFLOP/s ({training['matmul_size']}^2) | "
+                 f"{training['peak_matmul_flops_per_second'] / 1e9:.1f} |")
+    lines.append(f"| kfine LM train GFLOP/s | {training['achieved_flops_per_second'] / 1e9:.1f} |")
+    for name, value in raw["linking"]["tokens_per_second"].items():
+        lines.append(f"| linking tokens/s, {name} ({raw['linking']['surface_forms']:,} surface forms) | {value:,.0f} |")
+    for run in raw["kg_scaling"]["sizes"]:
+        lines.append(f"| KG {run['num_triples']:,} triples: load+index+encode CPU s (wall s), peak bytes/triple | "
+                     f"{run['total_cpu_seconds']:.2f} ({run['total_seconds']:.2f}), {run['bytes_per_triple']:,.0f} |")
+    lines.append(f"| greedy generation tokens/s | {raw['generation']['greedy_tokens_per_second']:,.1f} |")
+    device = raw["device"]
+    lines += ["", f"Device: {device['cpu']}, {device['cpu_cores']} cores, GPUs: {device['gpus'] or 'none'}; "
+                  f"TensorFlow {device['tensorflow']}, Keras {device['keras']}; "
+                  f"load average {raw['load_at_start']} at start, {raw['load_at_end']} at end."]
+    return "\n".join(lines)
+
+
+def _meets(value, target):
+    comparison, bound = target
+    return value >= bound if comparison == "min" else value <= bound
+
+
+def _target_text(target):
+    if target is None:
+        return ""
+    comparison, bound = target
+    return f"{'>=' if comparison == 'min' else '<='} {bound}"

@@ -1,0 +1,102 @@
+"""`kfine bench --perf --quick` end to end: perf.json's structure and the table (no timing assertions)."""
+
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+
+from kfine.cli import main
+from kfine.datasets.geonames import build_geonames
+from kfine.perf.harness import TARGETS
+from kfine.perf.kg_scaling import synthetic_triples
+from kfine.perf.linking import synthetic_aliases, synthetic_text
+from kfine.perf.training import train_flops_per_token
+
+MEASURED = ("lm_vs_kerashub", "injection_overhead", "xla_speedup", "mfu", "linker_vs_flashtext",
+            "linker_vs_ahocorasick", "kg_scaling_slope")
+PENDING = ("constrained_vs_unconstrained", "adversarial_step_vs_mle", "factcheck_step_vs_mle")
+
+
+@pytest.fixture(scope="module")
+def perf_run(tmp_path_factory):
+    out_dir = str(tmp_path_factory.mktemp("perf") / "out")
+    assert main(["bench", "--perf", "--quick", "--out", out_dir]) == 0
+    with open(os.path.join(out_dir, "perf.json"), encoding="utf-8") as stream:
+        results = json.load(stream)
+    with open(os.path.join(out_dir, "perf.md"), encoding="utf-8") as stream:
+        table = stream.read()
+    return results, table
+
+
+def test_perf_json_has_every_ratio(perf_run):
+    results, _ = perf_run
+    assert set(results) == {"ratios", "raw"}
+    ratios = results["ratios"]
+    assert set(ratios) == set(MEASURED) | set(PENDING)
+    for name in MEASURED:
+        assert isinstance(ratios[name], float) and math.isfinite(ratios[name]), name
+    for name in MEASURED[:-1]:
+        assert ratios[name] > 0, name
+    for name in PENDING:
+        assert ratios[name] is None
+        assert results["raw"]["pending"][name].startswith("pending: ")
+
+
+def test_perf_raw_records_device_load_and_work(perf_run):
+    results, _ = perf_run
+    raw = results["raw"]
+    assert raw["size"] == "quick"
+    assert raw["device"]["cpu_cores"] >= 1 and isinstance(raw["device"]["gpus"], list)
+    assert isinstance(raw["load_at_start"], float)
+    training = raw["training"]
+    assert set(training["step_seconds"]) == {
+        "kfine_lm_no_xla", "kfine_lm_xla", "keras_hub_gpt2_no_xla", "keras_hub_gpt2_xla", "kfine_lm_injected",
+    }
+    for timing in training["timings"].values():
+        assert len(timing["all"]) == training["repeats"] and len(timing["load"]) == 2
+    linking = raw["linking"]
+    # The three linkers do the same work on the synthetic text.
+    assert len(set(linking["mentions_found"].values())) == 1 and linking["mentions_found"]["kfine"] > 0
+    sizes = raw["kg_scaling"]["sizes"]
+    assert [run["num_triples"] > 0 for run in sizes] == [True] * 3
+    assert all(run["bytes_per_triple"] >= 0 for run in sizes)
+    assert raw["generation"]["generated_tokens"] > 0
+
+
+def test_perf_table_lists_ratios_with_targets(perf_run):
+    results, table = perf_run
+    for name, (comparison, bound) in TARGETS.items():
+        line = next(line for line in table.splitlines() if line.startswith(f"| {name} |"))
+        assert f"{'>=' if comparison == 'min' else '<='} {bound}" in line
+        assert line.rstrip(" |").endswith(("yes", "no"))
+    assert "| constrained_vs_unconstrained | pending |" in table
+    assert "Device: " in table
+
+
+def test_synthetic_kg_keeps_the_bundled_shape():
+    graph, _ = build_geonames()
+    triples = synthetic_triples(graph, 20_000)
+    subjects = {subject for subject, _, _ in triples}
+    entities = subjects | {obj for _, _, obj in triples}
+    assert 18_000 <= len(triples) <= 20_000 and len(set(triples)) == len(triples)
+    # As many triples per entity and per subject as the bundled KG, within sampling noise.
+    assert len(triples) / len(entities) == pytest.approx(graph.num_triples / graph.num_entities, rel=0.15)
+    bundled_subjects = len(np.unique(graph.adjacency()[0]))
+    assert len(triples) / len(subjects) == pytest.approx(graph.num_triples / bundled_subjects, rel=0.15)
+
+
+def test_synthetic_aliases_and_text():
+    graph = synthetic_aliases(300)
+    assert len(graph.alias_pairs) == 300
+    forms = [name for entity in graph.entities for name in graph.names(entity)]
+    assert len(set(forms)) == len(forms) == 601  # 300 names, 300 aliases, the hub
+    text = synthetic_text(graph, 400, mention_every=8)
+    assert 400 <= len(text.split()) and sum(form in text for form in forms[:50]) > 0
+
+
+def test_train_flops_per_token_counts_matmuls():
+    architecture = {"num_layers": 1, "hidden_dim": 4, "intermediate_dim": 8, "sequence_length": 2}
+    # 8 d^2 + 4 S d + 4 d f + 2 d V, times 3 for forward + backward.
+    assert train_flops_per_token(architecture, vocabulary_size=10) == 3 * (128 + 32 + 128 + 80)
