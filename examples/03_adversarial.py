@@ -54,8 +54,8 @@ dataset = adversarial_dataset(examples, batch_size=32)
 prompts = [prompt.text for prompt, _ in task.evaluation_prompts("seen")[:4]]
 generator = Generator(model, model.tokenizer)
 guard = DivergenceGuard(monitor=MONITORED, max_increase={"mle_loss": 5.0})
-fine_tuner.fit(dataset, epochs=args.epochs, verbose=2, callbacks=[
-    keras.callbacks.TensorBoard(args.logdir, update_freq=5),
+fine_tuner.fit(dataset, epochs=args.epochs, verbose=2, shuffle=False, callbacks=[
+    keras.callbacks.TensorBoard(args.logdir, update_freq=5, write_graph=False),
     TextSamples(generator, prompts, os.path.join(args.logdir, "samples")),
     guard,
 ])

@@ -120,8 +120,12 @@ class SequenceDiscriminator(keras.Model):
         is_ids = keras.backend.is_int_dtype(keras.backend.standardize_dtype(tokens.dtype))
         if padding_mask is None:
             padding_mask = tokens != 0 if is_ids else keras.ops.ones(keras.ops.shape(tokens)[:2], "bool")
-        hidden = self.embed(tokens)
-        hidden = hidden + self.position_embedding(hidden)
+        return self.classify(self.embed(tokens), padding_mask, training=training)
+
+    def classify(self, token_embeddings, padding_mask, training=None):
+        """Logits `(batch,)` of token embeddings (from `embed`, possibly mixed
+        from ids and soft tokens) with a bool `(batch, sequence)` padding mask."""
+        hidden = token_embeddings + self.position_embedding(token_embeddings)
         for block in self.encoder_blocks:
             hidden = block(hidden, padding_mask=padding_mask, training=training)
         hidden = self.final_norm(hidden)

@@ -38,7 +38,6 @@ QUICK_EPOCHS = 5
 FULL_EPOCHS = 10
 
 
-@keras.saving.register_keras_serializable(package="kfine")
 class AdversarialFineTuner(keras.Model):
     """Trains a causal LM (the generator) against a `SequenceDiscriminator`.
 
@@ -59,6 +58,8 @@ class AdversarialFineTuner(keras.Model):
        own optimizers (gradient clipping is the optimizers' `global_clipnorm`).
 
     Freeze a network by setting its `trainable = False` before `compile`.
+    The fine-tuner is a training harness, not an artifact: save the generator
+    (and, if wanted, the discriminator), each a self-contained `.keras` model.
 
     Args:
         generator: `CausalLanguageModel`. Trained in place.
@@ -170,7 +171,9 @@ class AdversarialFineTuner(keras.Model):
         return list(self.trackers.values())
 
     def current_temperature(self):
-        step = keras.ops.cast(self.optimizer.iterations, "float32")
+        """The Gumbel-softmax temperature at the generator's current step."""
+        optimizer = getattr(self, "optimizer", None)
+        step = keras.ops.cast(optimizer.iterations if optimizer is not None else 0, "float32")
         decayed = self.temperature * keras.ops.exp(-self.temperature_decay * step)
         return keras.ops.maximum(decayed, self.min_temperature)
 
@@ -232,14 +235,15 @@ class AdversarialFineTuner(keras.Model):
                 soft = tf.nn.softmax((logits + noise) / temperature, axis=-1)
                 if self.straight_through:
                     soft = tf.one_hot(tokens, self.vocabulary_size) + soft - tf.stop_gradient(soft)
-                # Prompt tokens as one-hot, generated positions as (soft) samples.
+                # Prompt tokens embedded from ids, generated positions from
+                # (soft) samples: the vocabulary product only where needed.
                 outside = 1.0 - tf.reduce_sum(slots, axis=-1, keepdims=True)
-                fake_tokens = tf.one_hot(fake_ids, self.vocabulary_size) * outside + tf.einsum("bwk,bkv->bwv", slots, soft)
-                fake_tokens *= tf.cast(fake_mask, tf.float32)[:, :, None]
+                embeddings = self.discriminator.embed(prompt_ids) * outside + tf.einsum(
+                    "bwk,bkd->bwd", slots, self.discriminator.embed(soft))
+                fake_logit = self.discriminator.classify(embeddings, fake_mask, training=True)
             else:
-                fake_tokens = fake_ids
+                fake_logit = self.discriminator(fake_ids, padding_mask=fake_mask, training=True)
             real_logit = self.discriminator(real_window, padding_mask=real_window != 0, training=True)
-            fake_logit = self.discriminator(fake_tokens, padding_mask=fake_mask, training=True)
 
             # log D = -softplus(-l); log(1 - D) = -softplus(l).
             smoothing = self.label_smoothing
@@ -426,10 +430,12 @@ def fine_tune_adversarial(task, pretrained, seed, log_dir, quick=False, verbose=
         adversarial_dataset(examples, batch_size=32, seed=seed),
         epochs=QUICK_EPOCHS if quick else FULL_EPOCHS,
         callbacks=[
-            keras.callbacks.TensorBoard(run_dir, update_freq=5),
+            # The graph write would cost the scalars in this Keras/TF version.
+            keras.callbacks.TensorBoard(run_dir, update_freq=5, write_graph=False),
             TextSamples(generator, sample_prompts, os.path.join(run_dir, "samples")),
             DivergenceGuard(monitor=MONITORED, max_increase={"mle_loss": 5.0}),
         ],
         verbose=verbose,
+        shuffle=False,  # the dataset shuffles itself
     )
     return generator

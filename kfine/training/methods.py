@@ -41,3 +41,4 @@ def _load_builtin_methods():
     # Importing a method's module registers it.
     import kfine.training.baseline  # noqa: F401
     import kfine.training.knowledge  # noqa: F401
+    import kfine.training.adversarial  # noqa: F401
