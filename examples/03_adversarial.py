@@ -55,7 +55,7 @@ prompts = [prompt.text for prompt, _ in task.evaluation_prompts("seen")[:4]]
 generator = Generator(model, model.tokenizer)
 guard = DivergenceGuard(monitor=MONITORED, max_increase={"mle_loss": 5.0})
 fine_tuner.fit(dataset, epochs=args.epochs, verbose=2, shuffle=False, callbacks=[
-    keras.callbacks.TensorBoard(args.logdir, update_freq=5, write_graph=False),
+    keras.callbacks.TensorBoard(args.logdir, write_graph=False),  # epoch scalars (see fine_tune_adversarial)
     TextSamples(generator, prompts, os.path.join(args.logdir, "samples")),
     guard,
 ])

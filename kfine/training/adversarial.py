@@ -430,8 +430,9 @@ def fine_tune_adversarial(task, pretrained, seed, log_dir, quick=False, verbose=
         adversarial_dataset(examples, batch_size=32, seed=seed),
         epochs=QUICK_EPOCHS if quick else FULL_EPOCHS,
         callbacks=[
-            # The graph write would cost the scalars in this Keras/TF version.
-            keras.callbacks.TensorBoard(run_dir, update_freq=5, write_graph=False),
+            # With the graph write or a batch update_freq, this Keras/TF
+            # version writes no scalars at all.
+            keras.callbacks.TensorBoard(run_dir, write_graph=False),
             TextSamples(generator, sample_prompts, os.path.join(run_dir, "samples")),
             DivergenceGuard(monitor=MONITORED, max_increase={"mle_loss": 5.0}),
         ],
