@@ -58,6 +58,8 @@ _PUBLIC = {
     "CausalLanguageModel": "kfine.models.causal_lm",
     "load_model": "kfine.models.loading",
     "generate": "kfine.models.generation",
+    "AdversarialFineTuner": "kfine.training.adversarial",
+    "SequenceDiscriminator": "kfine.models.discriminator",
 }
 
 __all__ = ["KfineError", "KnowledgeGraphError", "ModelError", "TemplateError", *_PUBLIC]
@@ -66,6 +68,7 @@ __all__ = ["KfineError", "KnowledgeGraphError", "ModelError", "TemplateError", *
 _import_tensorflow_quietly()
 import kfine.layers  # noqa: E402,F401  (registers the layers)
 import kfine.models.causal_lm  # noqa: E402,F401  (registers CausalLanguageModel)
+import kfine.models.discriminator  # noqa: E402,F401  (registers SequenceDiscriminator)
 import kfine.models.keras_hub_backbone  # noqa: E402,F401  (registers KerasHubBackboneLayer)
 
 

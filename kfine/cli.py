@@ -237,7 +237,7 @@ def build_parser():
 
     finetune = commands.add_parser("finetune", help="fine-tune the pretrained model with one method and save it")
     _add_kg_arguments(finetune)
-    finetune.add_argument("--method", default="knowledge", help="a registered method (baseline, knowledge)")
+    finetune.add_argument("--method", default="knowledge", help="a registered method (baseline, knowledge, adversarial)")
     finetune.add_argument("--model", help="pretrained model directory (default: the shipped model)")
     finetune.add_argument("--out", required=True, help="directory for the fine-tuned model and its KG")
     finetune.add_argument("--seed", type=int, default=0)

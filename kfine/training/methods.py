@@ -43,3 +43,4 @@ def _load_builtin_methods():
     import kfine.training.constraint  # noqa: F401
     import kfine.training.knowledge  # noqa: F401
     import kfine.training.knowledge_add  # noqa: F401
+    import kfine.training.adversarial  # noqa: F401

@@ -1,0 +1,181 @@
+"""A small transformer that tells real token sequences from generated ones."""
+
+import keras
+import keras_hub
+
+
+@keras.saving.register_keras_serializable(package="kfine")
+class SequenceDiscriminator(keras.Model):
+    """A transformer classifier over tokens, hard or soft (probability vectors).
+
+    Tokens are embedded by a matrix product with the embedding table, so a
+    soft one-hot input (a Gumbel-softmax sample, or a straight-through hard
+    sample) passes gradients back to the generator that produced it; integer
+    ids are looked up directly, which gives the same embedding for a hard
+    one-hot. A bidirectional `TransformerEncoder` stack (keras-hub) reads the
+    sequence, the valid positions are mean-pooled, and a dense layer gives the
+    logit of "real".
+
+    Args:
+        vocabulary_size: int. Number of tokens (the generator's vocabulary).
+        sequence_length: int. Longest sequence the position embedding covers.
+        hidden_dim: int. Width of the token embeddings and encoder.
+        num_layers: int. Number of `TransformerEncoder` blocks.
+        num_heads: int. Attention heads per block.
+        intermediate_dim: int. Width of the feed-forward layers.
+        dropout: float. Dropout rate inside the blocks.
+        **kwargs: standard `keras.Model` arguments.
+
+    Call arguments:
+        tokens: int32 ids `(batch, sequence)` or float token probabilities
+            `(batch, sequence, vocabulary_size)`.
+        padding_mask: bool `(batch, sequence)`, True at valid positions; by
+            default the positions of non-`[PAD]` ids (all positions for
+            float inputs).
+
+    Returns:
+        float32 logits `(batch,)`: D(x) = sigmoid(logit) is the probability
+        that the sequence is real.
+
+    Example:
+
+    >>> discriminator = SequenceDiscriminator(vocabulary_size=100, sequence_length=16)
+    >>> discriminator(keras.ops.ones((2, 5), "int32")).shape
+    (2,)
+    """
+
+    def __init__(
+        self,
+        vocabulary_size,
+        sequence_length,
+        hidden_dim=64,
+        num_layers=1,
+        num_heads=2,
+        intermediate_dim=128,
+        dropout=0.1,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        for argument, value in (
+            ("vocabulary_size", vocabulary_size),
+            ("sequence_length", sequence_length),
+            ("hidden_dim", hidden_dim),
+            ("num_layers", num_layers),
+            ("num_heads", num_heads),
+            ("intermediate_dim", intermediate_dim),
+        ):
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"`{argument}` must be a positive int. Received: {argument}={value}")
+        if hidden_dim % num_heads:
+            raise ValueError(
+                "`hidden_dim` must be divisible by `num_heads`. "
+                f"Received: hidden_dim={hidden_dim}, num_heads={num_heads}"
+            )
+        if not 0 <= dropout < 1:
+            raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout}")
+        self.vocabulary_size = vocabulary_size
+        self.sequence_length = sequence_length
+        self.hidden_dim = hidden_dim
+        self.num_layers = num_layers
+        self.num_heads = num_heads
+        self.intermediate_dim = intermediate_dim
+        self.dropout = dropout
+
+        # === Layers ===
+        self.token_embedding = keras.layers.Embedding(
+            vocabulary_size, hidden_dim, embeddings_initializer=keras.initializers.RandomNormal(stddev=0.02),
+            dtype=self.dtype_policy, name="token_embedding",
+        )
+        self.position_embedding = keras_hub.layers.PositionEmbedding(
+            sequence_length, dtype=self.dtype_policy, name="position_embedding"
+        )
+        self.encoder_blocks = [
+            keras_hub.layers.TransformerEncoder(
+                intermediate_dim=intermediate_dim, num_heads=num_heads, dropout=dropout, activation="gelu",
+                normalize_first=True, dtype=self.dtype_policy, name=f"transformer_encoder_{index}",
+            )
+            for index in range(num_layers)
+        ]
+        self.final_norm = keras.layers.LayerNormalization(epsilon=1e-5, dtype=self.dtype_policy, name="final_layer_norm")
+        self.classifier = keras.layers.Dense(1, dtype=self.dtype_policy, name="classifier")
+
+    def build(self, tokens_shape):
+        self.token_embedding.build((None, None))
+        hidden_shape = (tokens_shape[0], tokens_shape[1], self.hidden_dim)
+        self.position_embedding.build(hidden_shape)
+        for block in self.encoder_blocks:
+            block.build(hidden_shape)
+        self.final_norm.build(hidden_shape)
+        self.classifier.build((tokens_shape[0], self.hidden_dim))
+        self.built = True
+
+    def embed(self, tokens):
+        """Token embeddings `(batch, sequence, hidden_dim)` of ids or token probabilities."""
+        if keras.backend.is_int_dtype(keras.backend.standardize_dtype(tokens.dtype)):
+            return self.token_embedding(tokens)
+        probabilities = keras.ops.cast(tokens, self.token_embedding.embeddings.dtype)
+        return keras.ops.matmul(probabilities, self.token_embedding.embeddings)
+
+    def call(self, tokens, padding_mask=None, training=None):
+        is_ids = keras.backend.is_int_dtype(keras.backend.standardize_dtype(tokens.dtype))
+        if padding_mask is None:
+            padding_mask = tokens != 0 if is_ids else keras.ops.ones(keras.ops.shape(tokens)[:2], "bool")
+        return self.classify(self.embed(tokens), padding_mask, training=training)
+
+    def classify(self, token_embeddings, padding_mask, training=None):
+        """Logits `(batch,)` of token embeddings (from `embed`, possibly mixed
+        from ids and soft tokens) with a bool `(batch, sequence)` padding mask."""
+        hidden = token_embeddings + self.position_embedding(token_embeddings)
+        for block in self.encoder_blocks:
+            hidden = block(hidden, padding_mask=padding_mask, training=training)
+        hidden = self.final_norm(hidden)
+        # Mean over valid positions only, so padding length tells nothing.
+        weights = keras.ops.cast(padding_mask, hidden.dtype)[:, :, None]
+        pooled = keras.ops.sum(hidden * weights, axis=1) / keras.ops.maximum(keras.ops.sum(weights, axis=1), 1.0)
+        return keras.ops.cast(self.classifier(pooled)[:, 0], "float32")
+
+    def compute_output_shape(self, tokens_shape):
+        return (tokens_shape[0],)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "vocabulary_size": self.vocabulary_size,
+                "sequence_length": self.sequence_length,
+                "hidden_dim": self.hidden_dim,
+                "num_layers": self.num_layers,
+                "num_heads": self.num_heads,
+                "intermediate_dim": self.intermediate_dim,
+                "dropout": self.dropout,
+            }
+        )
+        return config
+
+
+def build_discriminator(language_model, hidden_dim=64, num_layers=1, num_heads=2, intermediate_dim=128, dropout=0.1):
+    """A `SequenceDiscriminator` sized for `language_model`'s vocabulary and length.
+
+    Its token embeddings start as a random projection of the language model's
+    own (when those are wider), so tokens the generator treats alike start
+    alike for the discriminator too.
+
+    Args:
+        language_model: `CausalLanguageModel`.
+        hidden_dim, num_layers, num_heads, intermediate_dim, dropout: as for
+            `SequenceDiscriminator`.
+
+    Returns:
+        A built `SequenceDiscriminator`.
+    """
+    discriminator = SequenceDiscriminator(
+        vocabulary_size=language_model.tokenizer.vocabulary_size, sequence_length=language_model.sequence_length,
+        hidden_dim=hidden_dim, num_layers=num_layers, num_heads=num_heads, intermediate_dim=intermediate_dim,
+        dropout=dropout, name="discriminator",
+    )
+    discriminator.build((None, None))
+    source = keras.ops.convert_to_numpy(language_model.layers[0].token_embedding.embeddings)
+    if source.shape[1] >= hidden_dim:
+        projection = keras.random.normal((source.shape[1], hidden_dim), seed=0) / source.shape[1] ** 0.5
+        discriminator.token_embedding.embeddings.assign(keras.ops.matmul(source, projection))
+    return discriminator
