@@ -18,17 +18,21 @@ KNOWLEDGE_GRAPH_DIR = "knowledge_graph"
 FINE_TUNED_KIND = "kfine-fine-tuned"
 
 
-def fine_tune(task, pretrained, method, out_dir, seed=0, quick=False, log_dir=None, verbose=1, command=None):
+def fine_tune(task, pretrained, method, out_dir, seed=0, quick=False, log_dir=None, verbose=1, command=None,
+              method_options=None):
     """Fine-tunes with `method`, evaluates every split, and saves the model with its KG.
 
     The model's KG (`task.model_graph`) is saved beside the model and its
     fingerprint recorded, so `load_fine_tuned` can refuse a different KG.
+    `method_options` (a dict) are passed to the method as keyword arguments
+    (e.g. `{"checker": "kg"}` for factcheck); a generator with
+    `write_artifacts(directory)` saves its own extra files beside the model.
 
     Returns:
         The metadata written to `training.json`, with per-split rates.
     """
     generator = get_method(method)(task, pretrained, seed, log_dir or os.path.normpath(out_dir) + "-logs",
-                                   quick=quick, verbose=verbose)
+                                   quick=quick, verbose=verbose, **(method_options or {}))
     evaluation = evaluate_splits(generator, task, SPLITS)
     metadata = {
         "kind": FINE_TUNED_KIND,
@@ -36,6 +40,7 @@ def fine_tune(task, pretrained, method, out_dir, seed=0, quick=False, log_dir=No
         "pretrained": pretrained,
         "seed": seed,
         "quick": quick,
+        "method_options": method_options or {},
         "kg_fingerprint": task.model_graph.fingerprint(),
         "endings": getattr(generator, "endings", None),
         "results": {split: rates for split, (rates, _) in evaluation.items()},
@@ -44,6 +49,8 @@ def fine_tune(task, pretrained, method, out_dir, seed=0, quick=False, log_dir=No
 
     def write_graph(staging):
         task.model_graph.save(os.path.join(staging, KNOWLEDGE_GRAPH_DIR))
+        if hasattr(generator, "write_artifacts"):
+            generator.write_artifacts(staging)
 
     save_model(generator.model, out_dir, metadata=metadata, write_extra=write_graph)
     return metadata

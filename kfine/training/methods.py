@@ -40,4 +40,5 @@ def get_method(name):
 def _load_builtin_methods():
     # Importing a method's module registers it.
     import kfine.training.baseline  # noqa: F401
+    import kfine.training.factcheck  # noqa: F401
     import kfine.training.knowledge  # noqa: F401
