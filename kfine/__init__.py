@@ -55,6 +55,9 @@ _PUBLIC = {
     "CausalLanguageModel": "kfine.models.causal_lm",
     "load_model": "kfine.models.loading",
     "generate": "kfine.models.generation",
+    "FactChecker": "kfine.factcheck.fact_checker",
+    "KnowledgeGraphChecker": "kfine.factcheck.knowledge_graph_checker",
+    "FactCheckFineTuner": "kfine.training.factcheck",
 }
 
 __all__ = ["KfineError", "KnowledgeGraphError", "ModelError", "TemplateError", *_PUBLIC]
@@ -64,6 +67,7 @@ _import_tensorflow_quietly()
 import kfine.layers  # noqa: E402,F401  (registers the layers)
 import kfine.models.causal_lm  # noqa: E402,F401  (registers CausalLanguageModel)
 import kfine.models.keras_hub_backbone  # noqa: E402,F401  (registers KerasHubBackboneLayer)
+import kfine.factcheck.fact_checker  # noqa: E402,F401  (registers FactChecker)
 
 
 def __getattr__(name):

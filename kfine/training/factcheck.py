@@ -84,6 +84,11 @@ class FeedbackConfig:
                 raise ValueError(f"`{name}` must be > 0. Received: {name}={getattr(self, name)!r}")
 
 
+# The quick configuration keeps a bench seed within minutes of the baseline's on a CPU.
+QUICK_FEEDBACK = FeedbackConfig(rounds=2, samples_per_prompt=2, epochs_per_round=2)
+FULL_FEEDBACK = FeedbackConfig()
+
+
 def token_log_probs(model, token_ids, training=False):
     """Log-probability of each next token: `(batch, sequence - 1)` for `[BOS] ... ` rows."""
     logits = model(token_ids[:, :-1], training=training)
@@ -489,6 +494,3 @@ def fine_tune_factcheck_preference(task, pretrained, seed, log_dir, quick=False,
     return fine_tune_with_feedback(task, pretrained, seed, log_dir, quick=quick, verbose=verbose, checker=checker,
                                    preference_weight=1.0)
 
-
-QUICK_FEEDBACK = FeedbackConfig(rounds=2, samples_per_prompt=2, epochs_per_round=2)
-FULL_FEEDBACK = FeedbackConfig()

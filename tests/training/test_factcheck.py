@@ -2,13 +2,17 @@
 
 import glob
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from kfine.factcheck.knowledge_graph_checker import KnowledgeGraphChecker
+from kfine.knowledge.templates import Templates
 from kfine.models.loading import load_model
+from kfine.training import factcheck
 from kfine.training.factcheck import (
     FactCheckFineTuner,
     FeedbackConfig,
@@ -55,7 +59,7 @@ def test_a_round_lowers_the_probability_of_refuted_tokens(people_task, pretraine
     # The pretrained model has never read the finetune facts, so many samples are refuted.
     model = load_model(pretrained_dir)
     checker = KnowledgeGraphChecker(people_task.model_graph, people_task.templates)
-    config = FeedbackConfig(rounds=1, samples_per_prompt=4, epochs_per_round=3, unlikelihood_weight=2.0,
+    config = FeedbackConfig(rounds=1, samples_per_prompt=2, epochs_per_round=2, unlikelihood_weight=2.0,
                             preference_weight=1.0, learning_rate=2e-3, batch_size=16)
     tuner = FactCheckFineTuner(model, checker, config, seed=0, log_dir=str(tmp_path))
     references = prompt_references(people_task)
@@ -71,13 +75,17 @@ def test_a_round_lowers_the_probability_of_refuted_tokens(people_task, pretraine
     after = tf.reduce_sum(token_log_probs(model, batch["negatives"]) * batch["negative_mask"])
     assert float(after) < float(before)
     stats = history[0]
-    assert stats["samples"] == len(prompts) * 4 and 0 < stats["refuted_share"] <= 1
+    assert stats["samples"] == len(prompts) * 2 and 0 < stats["refuted_share"] <= 1
     assert {"mle_loss", "unlikelihood_loss", "preference_loss", "checker_mean_probability"} <= set(stats)
     assert glob.glob(os.path.join(tmp_path, "feedback", "events.out.tfevents.*"))
 
 
 @pytest.mark.slow
-def test_factcheck_method_with_the_kg_checker_saves_and_reloads(people_task, pretrained_dir, tmp_path):
+def test_factcheck_method_with_the_kg_checker_saves_and_reloads(people_task, pretrained_dir, tmp_path,
+                                                                short_baseline, monkeypatch):
+    # The method's plumbing, not its accuracy: a 3-epoch MLE stage and one short round.
+    monkeypatch.setattr(factcheck, "QUICK_FEEDBACK", FeedbackConfig(rounds=1, samples_per_prompt=1,
+                                                                    epochs_per_round=1))
     out_dir = str(tmp_path / "factcheck")
     metadata = fine_tune(people_task, pretrained_dir, "factcheck", out_dir, quick=True, verbose=0,
                          method_options={"checker": "kg"})
@@ -87,3 +95,9 @@ def test_factcheck_method_with_the_kg_checker_saves_and_reloads(people_task, pre
     assert not os.path.exists(os.path.join(out_dir, "fact_checker"))  # the KG checker is no model
     prompts = [prompt.text for prompt, _ in people_task.evaluation_prompts("seen")][:4]
     assert all(load_fine_tuned(out_dir).generate(prompts))
+    subject, relation, obj = people_task.finetune_triples[0]
+    sentence = Templates.fill(people_task.templates.templates(relation)[0], subject, obj)
+    result = subprocess.run([sys.executable, "-m", "kfine.cli", "check", "--model", out_dir, sentence],
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [f"    kg: supported     P(supported)=1.000  {sentence}"]
