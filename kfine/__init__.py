@@ -60,6 +60,9 @@ _PUBLIC = {
     "generate": "kfine.models.generation",
     "AdversarialFineTuner": "kfine.training.adversarial",
     "SequenceDiscriminator": "kfine.models.discriminator",
+    "FactChecker": "kfine.factcheck.fact_checker",
+    "KnowledgeGraphChecker": "kfine.factcheck.knowledge_graph_checker",
+    "FactCheckFineTuner": "kfine.training.factcheck",
 }
 
 __all__ = ["KfineError", "KnowledgeGraphError", "ModelError", "TemplateError", *_PUBLIC]
@@ -70,6 +73,7 @@ import kfine.layers  # noqa: E402,F401  (registers the layers)
 import kfine.models.causal_lm  # noqa: E402,F401  (registers CausalLanguageModel)
 import kfine.models.discriminator  # noqa: E402,F401  (registers SequenceDiscriminator)
 import kfine.models.keras_hub_backbone  # noqa: E402,F401  (registers KerasHubBackboneLayer)
+import kfine.factcheck.fact_checker  # noqa: E402,F401  (registers FactChecker)
 
 
 def __getattr__(name):

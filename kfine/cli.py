@@ -162,15 +162,51 @@ def cmd_finetune(args):
 
     strategy = _strategy(args)  # first: multiworker must start before TensorFlow runs an op
     get_method(args.method)
+    options = {}
+    if args.checker is not None:
+        if not args.method.startswith("factcheck"):
+            raise KfineError(f"--checker applies to the factcheck methods, not to --method {args.method}")
+        options["checker"] = args.checker
     _check_out(args.out)
     pretrained = _pretrained(args)
     model_file(pretrained)
     task = FactTask.from_files(**_kg_files(args), size=QUICK if args.quick else FULL)
     metadata = fine_tune(task, pretrained, args.method, args.out, seed=args.seed, quick=args.quick,
                          log_dir=args.logdir, verbose=1 if sys.stdout.isatty() else 2, command=_command_line(),
-                         strategy=strategy, backup_dir=args.backup_dir, checkpoint_every=args.checkpoint_every)
+                         strategy=strategy, backup_dir=args.backup_dir, checkpoint_every=args.checkpoint_every,
+                         method_options=options)
     print(f"saved {args.out} ({args.method}, seed {args.seed}); greedy answers per split:")
     print("\n".join(results_lines(metadata)))
+
+
+def cmd_check(args):
+    from kfine.factcheck.fact_checker import load_fact_checker
+    from kfine.factcheck.knowledge_graph_checker import KnowledgeGraphChecker
+    from kfine.knowledge.graph import KnowledgeGraph
+    from kfine.knowledge.templates import Templates
+    from kfine.models.loading import MODEL_FILE, load_metadata
+    from kfine.training.factcheck import FACT_CHECKER_DIR, TEMPLATES_FILE
+    from kfine.training.finetune import FINE_TUNED_KIND, KNOWLEDGE_GRAPH_DIR
+
+    checkers = []
+    fine_tuned = os.path.isdir(args.model) and load_metadata(args.model).get("kind") == FINE_TUNED_KIND
+    if not fine_tuned or os.path.isfile(os.path.join(args.model, FACT_CHECKER_DIR, MODEL_FILE)):
+        checkers.append(("neural", load_fact_checker(os.path.join(args.model, FACT_CHECKER_DIR) if fine_tuned
+                                                     else args.model)))
+    templates = os.path.join(args.model, TEMPLATES_FILE)
+    if fine_tuned and os.path.isfile(templates):
+        graph = KnowledgeGraph.load(os.path.join(args.model, KNOWLEDGE_GRAPH_DIR))
+        checkers.append(("kg", KnowledgeGraphChecker(graph, Templates.from_file(templates))))
+    if not checkers:
+        raise KfineError(f"--model {args.model}: a fine-tuned model without a fact checker; "
+                         "fine-tune with --method factcheck")
+    for sentence in args.sentences:
+        if not sentence.strip():
+            raise KfineError("sentence: empty text; give a sentence to check")
+        for name, checker in checkers:
+            verdict = checker.check([sentence])[0]
+            probability = "–" if verdict.probability is None else f"{verdict.probability:.3f}"
+            print(f"{name:>6}: {verdict.label:<13} P(supported)={probability}  {sentence}")
 
 
 def cmd_bench(args):
@@ -247,7 +283,16 @@ def build_parser():
     finetune.add_argument("--backup-dir", help="training state backed up for resuming after a crash (default OUT-backup)")
     finetune.add_argument("--checkpoint-every", type=_positive_int, metavar="STEPS",
                           help="back up every STEPS batches as well as every epoch")
+    finetune.add_argument("--checker", choices=["neural", "kg"],
+                          help="factcheck methods: the fact checker whose verdicts are fed back (default neural)")
     finetune.set_defaults(run=cmd_finetune)
+
+    check = commands.add_parser("check", help="fact-check sentences: verdict and P(supported)")
+    check.add_argument("sentences", nargs="+", help="sentence(s) to check")
+    check.add_argument("--model", required=True,
+                       help="a `kfine finetune --method factcheck` output (its neural checker, if any, and "
+                            "its KG), or a fact checker directory")
+    check.set_defaults(run=cmd_check)
 
     bench = commands.add_parser("bench", help="the hallucination benchmark over methods and seeds")
     _add_kg_arguments(bench)

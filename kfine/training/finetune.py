@@ -22,11 +22,14 @@ BACKUP_RUN_FILE = "run.json"
 
 
 def fine_tune(task, pretrained, method, out_dir, seed=0, quick=False, log_dir=None, verbose=1, command=None,
-              strategy=None, backup_dir=None, checkpoint_every=None):
+              strategy=None, backup_dir=None, checkpoint_every=None, method_options=None):
     """Fine-tunes with `method`, evaluates every split, and saves the model with its KG.
 
     The model's KG (`task.model_graph`) is saved beside the model and its
     fingerprint recorded, so `load_fine_tuned` can refuse a different KG.
+    `method_options` (a dict) are passed to the method as keyword arguments
+    (e.g. `{"checker": "kg"}` for factcheck); a generator with
+    `write_artifacts(directory)` saves its own extra files beside the model.
 
     Training is resumable: the method's `fit`s back up their state to
     `backup_dir` every epoch (see `kfine.training.resume`); if the process
@@ -44,12 +47,12 @@ def fine_tune(task, pretrained, method, out_dir, seed=0, quick=False, log_dir=No
     """
     backup_dir = backup_dir or os.path.normpath(out_dir) + "-backup"
     run = {"method": method, "pretrained": os.path.abspath(pretrained), "seed": seed, "quick": quick,
-           "kg_fingerprint": task.model_graph.fingerprint()}
+           "kg_fingerprint": task.model_graph.fingerprint(), "method_options": method_options or {}}
     _claim_backup(backup_dir, run)
     try:
         with strategy_scope(strategy), resumable(backup_dir, checkpoint_every):
             generator = get_method(method)(task, pretrained, seed, log_dir or os.path.normpath(out_dir) + "-logs",
-                                           quick=quick, verbose=verbose)
+                                           quick=quick, verbose=verbose, **(method_options or {}))
     except BaseException:
         if os.listdir(backup_dir) == [BACKUP_RUN_FILE]:  # failed before any backup: leave nothing behind
             shutil.rmtree(backup_dir)
@@ -61,6 +64,7 @@ def fine_tune(task, pretrained, method, out_dir, seed=0, quick=False, log_dir=No
         "pretrained": pretrained,
         "seed": seed,
         "quick": quick,
+        "method_options": method_options or {},
         "kg_fingerprint": task.model_graph.fingerprint(),
         "endings": getattr(generator, "endings", None),
         "results": {split: rates for split, (rates, _) in evaluation.items()},
@@ -69,6 +73,8 @@ def fine_tune(task, pretrained, method, out_dir, seed=0, quick=False, log_dir=No
 
     def write_graph(staging):
         task.model_graph.save(os.path.join(staging, KNOWLEDGE_GRAPH_DIR))
+        if hasattr(generator, "write_artifacts"):
+            generator.write_artifacts(staging)
 
     save_model(generator.model, out_dir, metadata=metadata, write_extra=write_graph)
     shutil.rmtree(backup_dir, ignore_errors=True)

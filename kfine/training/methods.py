@@ -41,6 +41,7 @@ def _load_builtin_methods():
     # Importing a method's module registers it.
     import kfine.training.baseline  # noqa: F401
     import kfine.training.constraint  # noqa: F401
+    import kfine.training.factcheck  # noqa: F401
     import kfine.training.knowledge  # noqa: F401
     import kfine.training.knowledge_add  # noqa: F401
     import kfine.training.adversarial  # noqa: F401
