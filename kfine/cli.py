@@ -117,7 +117,8 @@ def cmd_finetune(args):
     get_method(args.method)
     task = FactTask.from_files(**_kg_files(args), size=QUICK if args.quick else FULL)
     metadata = fine_tune(task, _pretrained(args), args.method, args.out, seed=args.seed, quick=args.quick,
-                         log_dir=args.logdir, verbose=1 if sys.stdout.isatty() else 2, command=_command_line())
+                         log_dir=args.logdir, verbose=1 if sys.stdout.isatty() else 2, command=_command_line(),
+                         init_embeddings=args.init_embeddings)
     print(f"saved {args.out} ({args.method}, seed {args.seed}); greedy answers per split:")
     print("\n".join(results_lines(metadata)))
 
@@ -132,11 +133,20 @@ def cmd_bench(args):
     for name in methods:
         get_method(name)
     files = _kg_files(args)
-    results = run_bench(files, _pretrained(args), methods, args.seeds, args.out, quick=args.quick)
+    results = run_bench(files, _pretrained(args), methods, args.seeds, args.out, quick=args.quick,
+                        init_embeddings=args.init_embeddings)
     with open(os.path.join(args.out, "results.md"), encoding="utf-8") as stream:
         print(stream.read())
     print(f"wrote {args.out}/results.json, results.md, results.png and tensorboard/ "
           f"({len(results['results'])} rows)")
+
+
+def cmd_kg(args):
+    from kfine.graph import run_stage
+    from kfine.graph.commands import stage_argv
+
+    # TF-GNN needs Keras 2 as tf.keras; this process already has Keras 3, so the stage runs in its own.
+    run_stage(stage_argv(args))
 
 
 def build_parser():
@@ -175,6 +185,8 @@ def build_parser():
     finetune.add_argument("--seed", type=int, default=0)
     finetune.add_argument("--quick", action="store_true", help="the bench's quick configuration")
     finetune.add_argument("--logdir", help="TensorBoard log directory (default OUT-logs)")
+    finetune.add_argument("--init-embeddings", metavar="DIR", help="KG embeddings from `kfine kg embed` (e.g. OUT/gnn) "
+                          "that initialize the knowledge method's entity and relation tables")
     finetune.set_defaults(run=cmd_finetune)
 
     bench = commands.add_parser("bench", help="the hallucination benchmark over methods and seeds")
@@ -184,7 +196,14 @@ def build_parser():
     bench.add_argument("--seeds", type=_positive_int, default=3)
     bench.add_argument("--out", required=True, help="output directory")
     bench.add_argument("--quick", action="store_true", help="subsample subjects and prompts (minutes on a CPU)")
+    bench.add_argument("--init-embeddings", metavar="DIR", help="KG embeddings from `kfine kg embed` for the knowledge method")
     bench.set_defaults(run=cmd_bench)
+
+    from kfine.graph.commands import add_commands
+
+    kg = commands.add_parser("kg", help="the TF-GNN graph stage: export|import|embed|sample (own process)")
+    add_commands(kg)
+    kg.set_defaults(run=cmd_kg)
     return parser
 
 

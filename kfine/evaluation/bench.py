@@ -13,12 +13,13 @@ from kfine.evaluation.report import results_table, write_chart
 from kfine.evaluation.task import FULL, QUICK, SPLITS, FactTask
 from kfine.io import atomic_file, write_json
 from kfine.models.loading import load_metadata
-from kfine.training.methods import get_method
+from kfine.training.methods import get_method, method_options
 
 SAMPLES_PER_SPLIT = 8
 
 
-def run_bench(task_files, pretrained, methods, seeds, out_dir, quick=False, verbose=0, echo=print):
+def run_bench(task_files, pretrained, methods, seeds, out_dir, quick=False, verbose=0, echo=print,
+              init_embeddings=None):
     """Fine-tunes each method with each seed, evaluates, and writes the reports.
 
     Args:
@@ -30,11 +31,14 @@ def run_bench(task_files, pretrained, methods, seeds, out_dir, quick=False, verb
         quick: bool. The quick configuration (subsampled subjects and prompts).
         verbose: Keras verbosity during fine-tuning.
         echo: callable for progress lines.
+        init_embeddings: str or None. KG embeddings directory (`kfine kg embed`)
+            for the methods that take one; recorded in the config.
 
     Returns:
         The results dict written to results.json.
     """
     method_functions = {name: get_method(name) for name in methods}
+    options = {name: method_options(name, init_embeddings) for name in methods}
     metadata = load_metadata(pretrained)
     task = FactTask.from_files(**task_files, size=QUICK if quick else FULL)
     if metadata.get("kg_fingerprint") == task.knowledge_graph.fingerprint():
@@ -56,7 +60,8 @@ def run_bench(task_files, pretrained, methods, seeds, out_dir, quick=False, verb
         for seed in range(seeds):
             started = time.time()
             log_dir = os.path.join(out_dir, "tensorboard", method, str(seed))
-            generator = method_functions[method](task, pretrained, seed, log_dir, quick=quick, verbose=verbose)
+            generator = method_functions[method](task, pretrained, seed, log_dir, quick=quick, verbose=verbose,
+                                                 **options[method])
             evaluation = evaluate_splits(generator, task, SPLITS)
             values = {(split, metric): rates[metric] for split, (rates, _) in evaluation.items() for metric in METRICS}
             values[("heldout", "perplexity")] = perplexity(generator, task.heldout_sentences)
@@ -78,7 +83,7 @@ def run_bench(task_files, pretrained, methods, seeds, out_dir, quick=False, verb
         "config": {
             "triples": task_files["triples"], "templates": task_files["templates"], "aliases": task_files.get("aliases"),
             "model": pretrained, "methods": methods, "seeds": seeds, "quick": quick, "split_seed": task.split_seed,
-            "kg_fingerprint": task.knowledge_graph.fingerprint(),
+            "kg_fingerprint": task.knowledge_graph.fingerprint(), "init_embeddings": init_embeddings,
         },
         "results": rows,
     }

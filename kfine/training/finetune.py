@@ -12,23 +12,26 @@ from kfine.knowledge.graph import KnowledgeGraph
 from kfine.knowledge.linker import EntityLinker
 from kfine.models.generation import Generator
 from kfine.models.loading import METADATA_FILE, MODEL_FILE, load_metadata, save_model
-from kfine.training.methods import get_method
+from kfine.training.methods import get_method, method_options
 
 KNOWLEDGE_GRAPH_DIR = "knowledge_graph"
 FINE_TUNED_KIND = "kfine-fine-tuned"
 
 
-def fine_tune(task, pretrained, method, out_dir, seed=0, quick=False, log_dir=None, verbose=1, command=None):
+def fine_tune(task, pretrained, method, out_dir, seed=0, quick=False, log_dir=None, verbose=1, command=None,
+              init_embeddings=None):
     """Fine-tunes with `method`, evaluates every split, and saves the model with its KG.
 
     The model's KG (`task.model_graph`) is saved beside the model and its
     fingerprint recorded, so `load_fine_tuned` can refuse a different KG.
 
+    `init_embeddings` (a `kfine kg embed` directory) goes to methods that take it.
+
     Returns:
         The metadata written to `training.json`, with per-split rates.
     """
     generator = get_method(method)(task, pretrained, seed, log_dir or os.path.normpath(out_dir) + "-logs",
-                                   quick=quick, verbose=verbose)
+                                   quick=quick, verbose=verbose, **method_options(method, init_embeddings))
     evaluation = evaluate_splits(generator, task, SPLITS)
     metadata = {
         "kind": FINE_TUNED_KIND,
@@ -40,6 +43,7 @@ def fine_tune(task, pretrained, method, out_dir, seed=0, quick=False, log_dir=No
         "endings": getattr(generator, "endings", None),
         "results": {split: rates for split, (rates, _) in evaluation.items()},
         "command": command,
+        "init_embeddings": init_embeddings,
     }
 
     def write_graph(staging):

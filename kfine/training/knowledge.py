@@ -17,6 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from kfine.graph.embeddings import initialize_encoder
 from kfine.knowledge.linker import EntityLinker
 from kfine.knowledge.templates import Templates
 from kfine.layers import KnowledgeInjectionLayer
@@ -242,14 +243,20 @@ def build_knowledge_model(language_model, knowledge_graph, mode="gated"):
 
 
 @register_method("knowledge")
-def fine_tune_knowledge(task, pretrained, seed, log_dir, quick=False, verbose=0):
-    """Fine-tunes LM + KG injection + entity head on the finetune facts."""
+def fine_tune_knowledge(task, pretrained, seed, log_dir, quick=False, verbose=0, init_embeddings=None):
+    """Fine-tunes LM + KG injection + entity head on the finetune facts.
+
+    `init_embeddings`: a `kfine kg embed` directory whose entity and relation
+    embeddings initialize the KG encoder (default: random).
+    """
     keras.utils.set_random_seed(seed)
     language_model = load_model(pretrained)
     graph = task.model_graph
     linker = EntityLinker(graph, language_model.tokenizer)
     model = build_knowledge_model(language_model, graph)
     model.injection.build(((None, None, language_model.hidden_dim), (None, None)))
+    if init_embeddings is not None:
+        initialize_encoder(model.injection.encoder, graph, init_embeddings)
     fact_tables = (model.injection.fact_relations.numpy(), model.injection.fact_objects.numpy())
     arrays = knowledge_examples(task, linker, language_model.tokenizer, fact_tables)
     inputs = {"token_ids": arrays["token_ids"], "entity_ids": arrays["entity_ids"]}
