@@ -35,6 +35,7 @@ GRAPH_FILE = "graph.tfrecords"
 ENTITY, ALIAS, FACT, ALIAS_OF = "entity", "alias", "fact", "alias_of"
 NAME, RELATION = "name", "relation"
 RELATIONS_KEY = "relations"
+REVERSED_SUFFIX = "_reversed"
 
 
 def knowledge_graph_schema(relations):
@@ -218,11 +219,19 @@ def _facts(graph, schema):
         if ALIAS in (source_set, target_set):
             continue
         source_names, target_names = _node_names(graph, source_set), _node_names(graph, target_set)
-        sources = edge_set.adjacency.source.numpy().tolist()
-        targets = edge_set.adjacency.target.numpy().tolist()
-        relations = _edge_relations(edge_set, edge_set_name, schema.edge_sets[edge_set_name])
-        for source, relation, target in zip(sources, relations, targets):
-            yield source_names[source], relation, target_names[target]
+        sources = [source_names[index] for index in edge_set.adjacency.source.numpy().tolist()]
+        targets = [target_names[index] for index in edge_set.adjacency.target.numpy().tolist()]
+        schema_edge_set = schema.edge_sets[edge_set_name]
+        relation_name = edge_set_name
+        if _is_reversed(schema_edge_set):  # a reversed edge set (unigraph) runs from object to subject
+            sources, targets = targets, sources
+            relation_name = edge_set_name.removesuffix(REVERSED_SUFFIX)
+        relations = _edge_relations(edge_set, relation_name, schema_edge_set)
+        yield from zip(sources, relations, targets)
+
+
+def _is_reversed(schema_edge_set):
+    return any(kv.key == "edge_type" and kv.value == "reversed" for kv in schema_edge_set.metadata.extra)
 
 
 def _edge_relations(edge_set, edge_set_name, schema_edge_set):
@@ -244,10 +253,13 @@ def _edge_relations(edge_set, edge_set_name, schema_edge_set):
 
 
 def _aliases(graph):
-    if ALIAS_OF not in graph.edge_sets or ALIAS not in graph.node_sets:
-        return
-    edge_set = graph.edge_sets[ALIAS_OF]
-    alias_names = _node_names(graph, ALIAS)
-    entity_names = _node_names(graph, edge_set.adjacency.target_name)
-    for alias, entity in zip(edge_set.adjacency.source.numpy().tolist(), edge_set.adjacency.target.numpy().tolist()):
-        yield entity_names[entity], alias_names[alias]
+    """`(entity, alias)` pairs of every edge set between the alias node set and another one, either way."""
+    for edge_set in graph.edge_sets.values():
+        ends = {edge_set.adjacency.source_name: edge_set.adjacency.source,
+                edge_set.adjacency.target_name: edge_set.adjacency.target}
+        if ALIAS not in ends or len(ends) != 2:
+            continue
+        (entity_set, entity_indices), = ((name, indices) for name, indices in ends.items() if name != ALIAS)
+        alias_names, entity_names = _node_names(graph, ALIAS), _node_names(graph, entity_set)
+        for alias, entity in zip(ends[ALIAS].numpy().tolist(), entity_indices.numpy().tolist()):
+            yield entity_names[entity], alias_names[alias]

@@ -26,10 +26,9 @@ import tensorflow as tf
 import tensorflow_gnn as tfgnn
 from tensorflow_gnn.models import vanilla_mpnn
 
-from kfine.graph.embeddings import directed_relations
+from kfine.graph.ranking import rank_summary, realistic_rank
 
 DECODERS = ("transe", "distmult")
-HITS_AT = (1, 3, 10)
 
 
 def split_facts(knowledge_graph, held_out_fraction, seed):
@@ -199,19 +198,7 @@ def rank_metrics(model, test, known_facts, batch_size=256):
         tail_scores = model.score(heads[:, None, :], rels[:, None, :], all_entities).numpy()
         head_scores = model.score(all_entities, rels[:, None, :], tails[:, None, :]).numpy()
         for row, (head, relation, tail) in enumerate(batch.tolist()):
-            ranks.append(_realistic_rank(tail_scores[row], tail, true_tails[head, relation]))
-            ranks.append(_realistic_rank(head_scores[row], head, true_heads[relation, tail]))
-    ranks = np.array(ranks, dtype=np.float64)
-    metrics = {"mrr": float(np.mean(1.0 / ranks)), "mean_rank": float(np.mean(ranks)), "num_ranks": int(len(ranks))}
-    metrics.update({f"hits_at_{k}": float(np.mean(ranks <= k)) for k in HITS_AT})
-    return metrics
+            ranks.append(realistic_rank(tail_scores[row], tail, true_tails[head, relation]))
+            ranks.append(realistic_rank(head_scores[row], head, true_heads[relation, tail]))
+    return rank_summary(ranks)
 
-
-def _realistic_rank(scores, answer, true_answers):
-    """1 + the number of better candidates, ties counted half; other true answers are filtered out."""
-    scores = scores.astype(np.float64).copy()
-    target = scores[answer]
-    scores[[other for other in true_answers if other != answer]] = -np.inf
-    better = np.sum(scores > target)
-    ties = np.sum(scores == target) - 1
-    return 1.0 + better + ties / 2.0
