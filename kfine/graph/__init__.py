@@ -83,7 +83,9 @@ def embed(knowledge_graph, out_dir, dim=64, layers=1, decoder="distmult", epochs
         dim, layers, decoder, epochs, held_out, seed: as `kfine kg embed`'s flags.
 
     Returns:
-        dict of paths: `gnn`, `transe` (embeddings directories) and `metrics` (the JSON file).
+        dict of paths: `metrics` (the JSON file) and one embeddings directory
+        per model: `gnn`, `transe` and, unless `decoder` is TransE, the plain
+        table with the GNN's decoder (e.g. `distmult`).
 
     Raises:
         KfineError: bad arguments, or the stage failed (e.g. tensorflow-gnn missing).
@@ -91,8 +93,8 @@ def embed(knowledge_graph, out_dir, dim=64, layers=1, decoder="distmult", epochs
     _with_graph_files(knowledge_graph, ["embed", "--out", out_dir, "--dim", dim, "--layers", layers,
                                         "--decoder", decoder, "--epochs", epochs, "--held-out", held_out,
                                         "--seed", seed])
-    return {"gnn": os.path.join(out_dir, "gnn"), "transe": os.path.join(out_dir, "transe"),
-            "metrics": os.path.join(out_dir, "metrics.json")}
+    models = ["gnn", "transe"] + ([decoder] if decoder != "transe" else [])
+    return {"metrics": os.path.join(out_dir, "metrics.json"), **{name: os.path.join(out_dir, name) for name in models}}
 
 
 def export(knowledge_graph, out_dir):

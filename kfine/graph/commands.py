@@ -28,7 +28,8 @@ COMMANDS = {
     ]),
     "embed": ("train GNN and TransE KG embeddings by link prediction; report filtered MRR / Hits@k", [
         *KG_OPTIONS,
-        (("--out",), {"required": True, "help": "directory for gnn/ and transe/ embeddings and metrics.json"}),
+        (("--out",), {"required": True, "help": "directory for the gnn/, transe/ (and distmult/) embeddings "
+                      "and metrics.json"}),
         (("--dim",), {"type": int, "default": 64, "help": "embedding size (the knowledge method's is 64)"}),
         (("--layers",), {"type": int, "default": 1, "help": "GNN message-passing rounds"}),
         (("--decoder",), {"default": "distmult", "choices": ["transe", "distmult"], "help": "the GNN's decoder"}),
@@ -123,7 +124,8 @@ def run_embed(args):
         epochs=args.epochs, held_out=args.held_out, seed=args.seed, log=print,
     )
     print(metrics_table(metrics))
-    print(f"wrote {args.out}/gnn, {args.out}/transe (entity/relation .npy + names) and metrics.json")
+    print(f"wrote {', '.join(f'{args.out}/{name}' for name in metrics['models'])} "
+          "(entity/relation .npy + names) and metrics.json")
 
 
 def metrics_table(metrics):

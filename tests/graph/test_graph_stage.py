@@ -117,7 +117,7 @@ def people_embeddings(people_graph, tmp_path_factory):
 def test_embed_reports_filtered_metrics_for_the_gnn_and_transe(people_embeddings, people_graph):
     with open(people_embeddings["metrics"], encoding="utf-8") as stream:
         metrics = json.load(stream)
-    assert set(metrics["models"]) == {"gnn", "transe"}
+    assert set(metrics["models"]) == {"gnn", "transe", "distmult"}  # distmult: the GNN decoder on a plain table
     for row in metrics["models"].values():
         test = row["test"]
         assert test["num_ranks"] == 2 * metrics["split"]["test"] > 0
@@ -157,3 +157,31 @@ def test_embeddings_that_do_not_fit_the_graph_are_refused(people_embeddings, peo
 def test_stage_failure_is_reported_as_a_kfine_error(tmp_path):
     with pytest.raises(KfineError, match="--triples: no such file"):
         kfine.graph.run_stage(["embed", "--triples", str(tmp_path / "none.tsv"), "--out", str(tmp_path / "out")])
+
+
+def test_kfine_kg_runs_the_stage_in_its_own_process_and_reports_bad_input_on_one_line(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "kfine.cli", "kg", "import", str(tmp_path), "--out", str(tmp_path / "kg")],
+                            capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == f"kfine: error: {tmp_path}: no schema.pbtxt: not a TF-GNN graph directory"
+
+
+@pytest.mark.slow
+def test_beam_sampler_keeps_the_one_hop_facts_of_the_entities_a_corpus_mentions(tmp_path):
+    files = default_kg_files()
+    graph = KnowledgeGraph.from_files(files["triples"], files["aliases"])
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("Andorra la Vella is the capital of Andorra.\nWhat currency does Malta use?\n", encoding="utf-8")
+    seeds = {"Andorra la Vella", "Andorra", "Malta"}
+    expected = {triple for triple in graph.triples if triple[0] in seeds or triple[2] in seeds}
+    sample_size = 64
+    # Every seed has fewer facts each way than the sample size, so sampling keeps them all.
+    for seed in seeds:
+        assert sum(triple[0] == seed for triple in expected) <= sample_size
+        assert sum(triple[2] == seed for triple in expected) <= sample_size
+    sampled = kfine.graph.sample(graph, str(corpus), str(tmp_path / "sample"), hops=1, sample_size=sample_size)
+    assert set(sampled.triples) == expected
+    assert {pair for pair in graph.alias_pairs if pair[0] in seeds} <= set(sampled.alias_pairs)
+    summary = json.loads((tmp_path / "sample" / "sample.json").read_text(encoding="utf-8"))
+    assert summary["seeds"] == 3 and summary["subgraphs"] == 3
