@@ -117,5 +117,5 @@ def sample(knowledge_graph, corpus_path, out_dir, hops=1, sample_size=64, beam_a
     from kfine.knowledge.graph import KnowledgeGraph
 
     _with_graph_files(knowledge_graph, ["sample", "--corpus", corpus_path, "--out", out_dir, "--hops", hops,
-                                        "--sample-size", sample_size, "--beam-args", beam_args])
+                                        "--sample-size", sample_size, f"--beam-args={beam_args}"])
     return KnowledgeGraph.load(os.path.join(out_dir, "knowledge_graph"))

@@ -67,7 +67,8 @@ def stage_argv(args):
         value = getattr(args, dest)
         if value is None:
             continue
-        argv += [str(value)] if not flags[0].startswith("-") else [flags[0], str(value)]
+        # `--flag=value`: a value that starts with "-" (Beam options) must not read as a flag.
+        argv.append(str(value) if not flags[0].startswith("-") else f"{flags[0]}={value}")
     return argv
 
 
