@@ -17,7 +17,6 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from kfine.graph.embeddings import initialize_encoder
 from kfine.knowledge.linker import EntityLinker
 from kfine.knowledge.templates import Templates
 from kfine.layers import KnowledgeInjectionLayer
@@ -256,6 +255,8 @@ def fine_tune_knowledge(task, pretrained, seed, log_dir, quick=False, verbose=0,
     model = build_knowledge_model(language_model, graph)
     model.injection.build(((None, None, language_model.hidden_dim), (None, None)))
     if init_embeddings is not None:
+        from kfine.graph.embeddings import initialize_encoder
+
         initialize_encoder(model.injection.encoder, graph, init_embeddings)
     fact_tables = (model.injection.fact_relations.numpy(), model.injection.fact_objects.numpy())
     arrays = knowledge_examples(task, linker, language_model.tokenizer, fact_tables)
