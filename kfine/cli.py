@@ -174,7 +174,7 @@ def cmd_finetune(args):
     metadata = fine_tune(task, pretrained, args.method, args.out, seed=args.seed, quick=args.quick,
                          log_dir=args.logdir, verbose=1 if sys.stdout.isatty() else 2, command=_command_line(),
                          strategy=strategy, backup_dir=args.backup_dir, checkpoint_every=args.checkpoint_every,
-                         method_options=options)
+                         method_options=options, init_embeddings=args.init_embeddings)
     print(f"saved {args.out} ({args.method}, seed {args.seed}); greedy answers per split:")
     print("\n".join(results_lines(metadata)))
 
@@ -227,7 +227,7 @@ def cmd_bench(args):
     pretrained = _pretrained(args)
     model_file(pretrained)
     results = run_bench(files, pretrained, methods, args.seeds, args.out, quick=args.quick, strategy=strategy,
-                        constrained_decoding=args.constrained_decoding)
+                        constrained_decoding=args.constrained_decoding, init_embeddings=args.init_embeddings)
     with open(os.path.join(args.out, "results.md"), encoding="utf-8") as stream:
         print(stream.read())
     print(f"wrote {args.out}/results.json, results.md, results.png and tensorboard/ "
@@ -241,6 +241,14 @@ def cmd_perf(args):
     with open(os.path.join(args.out, "perf.md"), encoding="utf-8") as stream:
         print(stream.read())
     print(f"wrote {args.out}/perf.json and perf.md ({len(results['ratios'])} ratios)")
+
+
+def cmd_kg(args):
+    from kfine.graph import run_stage
+    from kfine.graph.commands import stage_argv
+
+    # TF-GNN needs Keras 2 as tf.keras; this process already has Keras 3, so the stage runs in its own.
+    run_stage(stage_argv(args))
 
 
 def build_parser():
@@ -285,6 +293,8 @@ def build_parser():
                           help="back up every STEPS batches as well as every epoch")
     finetune.add_argument("--checker", choices=["neural", "kg"],
                           help="factcheck methods: the fact checker whose verdicts are fed back (default neural)")
+    finetune.add_argument("--init-embeddings", metavar="DIR", help="KG embeddings from `kfine kg embed` (e.g. OUT/gnn) "
+                          "that initialize the knowledge method's entity and relation tables")
     finetune.set_defaults(run=cmd_finetune)
 
     check = commands.add_parser("check", help="fact-check sentences: verdict and P(supported)")
@@ -306,7 +316,14 @@ def build_parser():
     _add_strategy_arguments(bench)
     bench.add_argument("--perf", action="store_true",
                        help="measure speed instead (training, linking, KG scaling, generation): OUT/perf.json, perf.md")
+    bench.add_argument("--init-embeddings", metavar="DIR", help="KG embeddings from `kfine kg embed` for the knowledge method")
     bench.set_defaults(run=cmd_bench)
+
+    from kfine.graph.commands import add_commands
+
+    kg = commands.add_parser("kg", help="the TF-GNN graph stage: export|import|embed|sample (own process)")
+    add_commands(kg)
+    kg.set_defaults(run=cmd_kg)
     return parser
 
 

@@ -14,7 +14,7 @@ from kfine.evaluation.task import FULL, QUICK, SPLITS, FactTask
 from kfine.io import atomic_file, write_json
 from kfine.models.constrained_decoding import constrained
 from kfine.models.loading import load_metadata
-from kfine.training.methods import get_method
+from kfine.training.methods import get_method, method_options
 from kfine.training.strategy import strategy_scope
 
 SAMPLES_PER_SPLIT = 8
@@ -22,7 +22,7 @@ CONSTRAINED_SUFFIX = "+constrained"
 
 
 def run_bench(task_files, pretrained, methods, seeds, out_dir, quick=False, verbose=0, echo=print, strategy=None,
-              constrained_decoding=False):
+              constrained_decoding=False, init_embeddings=None):
     """Fine-tunes each method with each seed, evaluates, and writes the reports.
 
     Args:
@@ -39,11 +39,14 @@ def run_bench(task_files, pretrained, methods, seeds, out_dir, quick=False, verb
             KG-constrained decoding over `task.model_graph` (rows labelled
             `METHOD+constrained`), and time generation per token on the
             held-out prompts with and without it (metric `ms_per_token`).
+        init_embeddings: str or None. KG embeddings directory (`kfine kg embed`)
+            for the methods that take one; recorded in the config.
 
     Returns:
         The results dict written to results.json.
     """
     method_functions = {name: get_method(name) for name in methods}
+    options = {name: method_options(name, init_embeddings) for name in methods}
     metadata = load_metadata(pretrained)
     task = FactTask.from_files(**task_files, size=QUICK if quick else FULL)
     if metadata.get("kg_fingerprint") == task.knowledge_graph.fingerprint():
@@ -66,7 +69,8 @@ def run_bench(task_files, pretrained, methods, seeds, out_dir, quick=False, verb
             started = time.time()
             log_dir = os.path.join(out_dir, "tensorboard", method, str(seed))
             with strategy_scope(strategy):
-                generator = method_functions[method](task, pretrained, seed, log_dir, quick=quick, verbose=verbose)
+                generator = method_functions[method](task, pretrained, seed, log_dir, quick=quick, verbose=verbose,
+                                                     **options[method])
             generators = {method: generator}
             if constrained_decoding:
                 generators[method + CONSTRAINED_SUFFIX] = constrained(generator, task.model_graph, task.templates)
@@ -99,7 +103,7 @@ def run_bench(task_files, pretrained, methods, seeds, out_dir, quick=False, verb
             "triples": task_files["triples"], "templates": task_files["templates"], "aliases": task_files.get("aliases"),
             "model": pretrained, "methods": methods, "seeds": seeds, "quick": quick, "split_seed": task.split_seed,
             "constrained_decoding": constrained_decoding,
-            "kg_fingerprint": task.knowledge_graph.fingerprint(),
+            "kg_fingerprint": task.knowledge_graph.fingerprint(), "init_embeddings": init_embeddings,
         },
         "results": rows,
     }

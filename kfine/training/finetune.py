@@ -13,6 +13,7 @@ from kfine.knowledge.linker import EntityLinker
 from kfine.models.generation import Generator
 from kfine.models.loading import METADATA_FILE, MODEL_FILE, load_keras_file, load_metadata, save_model
 from kfine.training.methods import available_methods, get_method
+from kfine.training.methods import method_options as checked_method_options
 from kfine.training.resume import resumable
 from kfine.training.strategy import strategy_scope
 
@@ -22,7 +23,7 @@ BACKUP_RUN_FILE = "run.json"
 
 
 def fine_tune(task, pretrained, method, out_dir, seed=0, quick=False, log_dir=None, verbose=1, command=None,
-              strategy=None, backup_dir=None, checkpoint_every=None, method_options=None):
+              strategy=None, backup_dir=None, checkpoint_every=None, method_options=None, init_embeddings=None):
     """Fine-tunes with `method`, evaluates every split, and saves the model with its KG.
 
     The model's KG (`task.model_graph`) is saved beside the model and its
@@ -42,17 +43,21 @@ def fine_tune(task, pretrained, method, out_dir, seed=0, quick=False, log_dir=No
         backup_dir: str or None. Default: `out_dir` + "-backup".
         checkpoint_every: int or None. Also back up every this many steps.
 
+    `init_embeddings` (a `kfine kg embed` directory) goes to methods that take it.
+
     Returns:
         The metadata written to `training.json`, with per-split rates.
     """
     backup_dir = backup_dir or os.path.normpath(out_dir) + "-backup"
     run = {"method": method, "pretrained": os.path.abspath(pretrained), "seed": seed, "quick": quick,
-           "kg_fingerprint": task.model_graph.fingerprint(), "method_options": method_options or {}}
+           "kg_fingerprint": task.model_graph.fingerprint(), "method_options": method_options or {},
+           "init_embeddings": init_embeddings}
+    options = {**(method_options or {}), **checked_method_options(method, init_embeddings)}
     _claim_backup(backup_dir, run)
     try:
         with strategy_scope(strategy), resumable(backup_dir, checkpoint_every):
             generator = get_method(method)(task, pretrained, seed, log_dir or os.path.normpath(out_dir) + "-logs",
-                                           quick=quick, verbose=verbose, **(method_options or {}))
+                                           quick=quick, verbose=verbose, **options)
     except BaseException:
         if os.listdir(backup_dir) == [BACKUP_RUN_FILE]:  # failed before any backup: leave nothing behind
             shutil.rmtree(backup_dir)
@@ -69,6 +74,7 @@ def fine_tune(task, pretrained, method, out_dir, seed=0, quick=False, log_dir=No
         "endings": getattr(generator, "endings", None),
         "results": {split: rates for split, (rates, _) in evaluation.items()},
         "command": command,
+        "init_embeddings": init_embeddings,
     }
 
     def write_graph(staging):

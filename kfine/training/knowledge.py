@@ -257,19 +257,26 @@ def build_knowledge_model(language_model, knowledge_graph, mode="gated", embeddi
 
 
 @register_method("knowledge")
-def fine_tune_knowledge(task, pretrained, seed, log_dir, quick=False, verbose=0):
-    """Fine-tunes LM + KG injection + entity head on the finetune facts."""
-    return train_knowledge_model(task, pretrained, seed, log_dir, quick=quick, verbose=verbose)
+def fine_tune_knowledge(task, pretrained, seed, log_dir, quick=False, verbose=0, init_embeddings=None):
+    """Fine-tunes LM + KG injection + entity head on the finetune facts.
+
+    `init_embeddings`: a `kfine kg embed` directory whose entity and relation
+    embeddings initialize the KG encoder (default: random).
+    """
+    return train_knowledge_model(task, pretrained, seed, log_dir, quick=quick, verbose=verbose,
+                                 init_embeddings=init_embeddings)
 
 
 def train_knowledge_model(task, pretrained, seed, log_dir, quick=False, verbose=0, make_model=build_knowledge_model,
-                          extra_inputs=None):
+                          extra_inputs=None, init_embeddings=None):
     """The `knowledge` method's training, with hooks for methods built on it.
 
     Args:
         make_model: callable `(language_model, knowledge_graph) -> KnowledgeLanguageModel`.
         extra_inputs: None or callable `(model, arrays) -> dict` of more
             training inputs (`arrays` as `knowledge_examples` returns them).
+        init_embeddings: str or None. A `kfine kg embed` directory whose
+            entity and relation embeddings initialize the KG encoder.
 
     Returns:
         A `KnowledgeGenerator`.
@@ -280,6 +287,10 @@ def train_knowledge_model(task, pretrained, seed, log_dir, quick=False, verbose=
     linker = EntityLinker(graph, language_model.tokenizer)
     model = make_model(language_model, graph)
     model.injection.build(((None, None, language_model.hidden_dim), (None, None)))
+    if init_embeddings is not None:
+        from kfine.graph.embeddings import initialize_encoder
+
+        initialize_encoder(model.injection.encoder, graph, init_embeddings)
     fact_tables = (model.injection.fact_relations.numpy(), model.injection.fact_objects.numpy())
     arrays = knowledge_examples(task, linker, language_model.tokenizer, fact_tables)
     inputs = {"token_ids": arrays["token_ids"], "entity_ids": arrays["entity_ids"]}

@@ -7,6 +7,8 @@ TensorBoard under `log_dir`, and returns an object with
 `generate(prompts, max_new_tokens)` and `model` for evaluation.
 """
 
+import inspect
+
 from kfine.errors import KfineError
 
 _METHODS = {}
@@ -35,6 +37,21 @@ def get_method(name):
     if name not in _METHODS:
         raise KfineError(f"--methods: unknown method {name!r}; known methods: {', '.join(sorted(_METHODS))}")
     return _METHODS[name]
+
+
+def method_options(name, init_embeddings=None):
+    """The optional keyword arguments to pass method `name`; KfineError if it does not take one given.
+
+    Args:
+        name: str. A registered method.
+        init_embeddings: str or None. A `kfine kg embed` embeddings directory.
+    """
+    options = {"init_embeddings": init_embeddings} if init_embeddings is not None else {}
+    parameters = inspect.signature(get_method(name)).parameters
+    for option in options:
+        if option not in parameters:
+            raise KfineError(f"--{option.replace('_', '-')}: method {name!r} does not take it")
+    return options
 
 
 def _load_builtin_methods():
