@@ -136,6 +136,8 @@ class FactChecker(keras.Model):
 
     def save_to(self, directory, metadata=None):
         """Writes the checker as a kfine model directory (`model.keras` + `training.json`)."""
+        if not self.built:  # an untrained checker has not been called yet
+            self.build((None, None))
         save_model(self, directory, metadata={"kind": FACT_CHECKER_KIND, **(metadata or {})})
 
 
