@@ -117,7 +117,8 @@ def cmd_pretrain(args):
     log_dir = args.logdir or os.path.join("runs", "pretrain")
     print(f"pretraining on {task.knowledge_graph!r}; TensorBoard logs in {log_dir}")
     metadata = pretrain(task, args.out, seed=args.seed, epochs=args.epochs, log_dir=log_dir,
-                        command=_command_line(), verbose=1 if sys.stdout.isatty() else 2)
+                        command=_command_line(), verbose=1 if sys.stdout.isatty() else 2,
+                        corpus_templates=args.corpus_templates)
     print(f"saved {args.out}: final loss {metadata['final_loss']}, "
           f"seen-fact accuracy {metadata['seen_fact_accuracy']} in {metadata['training_seconds']} s")
 
@@ -267,6 +268,9 @@ def build_parser():
     pretrain.add_argument("--seed", type=int, default=0)
     pretrain.add_argument("--split-seed", type=int, default=0, help="seed of the subject split")
     pretrain.add_argument("--logdir", help="TensorBoard log directory (default runs/pretrain)")
+    pretrain.add_argument("--corpus-templates", default="all", choices=["all", "training"],
+                          help="templates of the corpus: all (default, the reserved paraphrase ones included) "
+                               "or training (the paraphrase wording stays new to the LM)")
     pretrain.set_defaults(run=cmd_pretrain)
 
     generate = commands.add_parser("generate", help="complete prompts with a model")

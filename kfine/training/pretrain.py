@@ -14,16 +14,25 @@ from kfine.training.mle import train_mle
 
 # Every n-th pretrain prompt is asked for the model card's seen-fact accuracy.
 SEEN_FACT_STRIDE = 5
+# Which templates verbalize the pretraining corpus (see `pretrain`).
+CORPUS_TEMPLATES = ("all", "training")
 ARCHITECTURE = {"num_layers": 2, "hidden_dim": 128, "num_heads": 4, "intermediate_dim": 512, "sequence_length": 64}
 
 
 def pretrain(task, out_dir, seed=0, epochs=40, batch_size=64, learning_rate=2e-3, vocabulary_size=2000,
-             log_dir=None, command=None, verbose=1, architecture=None):
+             log_dir=None, command=None, verbose=1, architecture=None, corpus_templates="all"):
     """Learns a tokenizer and trains a fresh LM on `task`'s pretrain split.
 
     The tokenizer is learned from the pretrain sentences and covers every
     character of every KG name and alias. Held-out and unknown subjects never
     appear in the corpus (see `Splits`).
+
+    By default the corpus uses every template, the reserved paraphrase ones
+    included: a pretrained LM knows the wordings of its language, and the
+    paraphrase split asks whether fine-tuning on a few wordings carries new
+    facts over to another wording the LM knows. Fine-tuning methods never see
+    the paraphrase templates. `corpus_templates="training"` leaves them out
+    too, so the paraphrase wording is new to the LM itself.
 
     Args:
         task: `FactTask`. Supplies the KG, templates and subject split.
@@ -37,13 +46,16 @@ def pretrain(task, out_dir, seed=0, epochs=40, batch_size=64, learning_rate=2e-3
         command: str. The command line, recorded in the model card.
         verbose: Keras verbosity.
         architecture: dict overriding `ARCHITECTURE` (tests use tiny ones).
+        corpus_templates: str. `"all"` or `"training"` (see above).
 
     Returns:
         The metadata dict written to `training.json`.
     """
+    if corpus_templates not in CORPUS_TEMPLATES:
+        raise ValueError(f"`corpus_templates` must be one of {CORPUS_TEMPLATES}. Received: corpus_templates={corpus_templates!r}")
     keras.utils.set_random_seed(seed)
     pretrain_triples = task.splits.training_triples("pretrain")
-    sentences = task.verbalizer.sentences(pretrain_triples)
+    sentences = task.verbalizer.sentences(pretrain_triples, which=corpus_templates)
     graph = task.knowledge_graph
     names = [name for entity in graph.entities for name in graph.names(entity)]
     tokenizer = WordPieceTokenizer.learn(sentences, vocabulary_size=vocabulary_size, coverage_texts=names)
@@ -71,6 +83,7 @@ def pretrain(task, out_dir, seed=0, epochs=40, batch_size=64, learning_rate=2e-3
         "parameters": int(model.count_params()),
         "corpus_sentences": len(sentences),
         "corpus_facts": len(pretrain_triples),
+        "corpus_templates": corpus_templates,
         "training_seconds": round(training_seconds, 1),
         "final_loss": round(float(history.history["loss"][-1]), 4),
         "seen_fact_prompts": len(prompts),
@@ -80,6 +93,12 @@ def pretrain(task, out_dir, seed=0, epochs=40, batch_size=64, learning_rate=2e-3
     }
     save_model(model, out_dir, metadata=metadata, card=model_card(metadata))
     return metadata
+
+
+_CORPUS_WORDING = {
+    "all": "every template (the reserved paraphrase ones too: the LM knows that wording, no fine-tuning method sees it)",
+    "training": "the training templates only (the paraphrase wording is new to the LM)",
+}
 
 
 def model_card(metadata):
@@ -100,9 +119,9 @@ model = keras.models.load_model("model.keras")  # a kfine CausalLanguageModel (k
 ## Data
 The pretrain split (subject split seed {metadata['split_seed']}) of the knowledge graph with
 fingerprint `{metadata['kg_fingerprint'][:16]}…` ({metadata['kg_stats'].get('num_entities')} entities,
-{metadata['kg_stats'].get('num_triples')} triples): {metadata['corpus_facts']} facts verbalized with the
-training templates into {metadata['corpus_sentences']} sentences. Held-out and unknown subjects, and the
-paraphrase templates, never appear in this corpus.
+{metadata['kg_stats'].get('num_triples')} triples): {metadata['corpus_facts']} facts verbalized with
+{_CORPUS_WORDING[metadata.get('corpus_templates', 'training')]} into {metadata['corpus_sentences']} sentences.
+Held-out and unknown subjects never appear in this corpus.
 
 ## Training
 Exact command: `{metadata['command']}`

@@ -10,6 +10,7 @@ from kfine.errors import KfineError
 from kfine.models.loading import load_metadata, load_model
 from kfine.training import methods
 from kfine.training.data import token_batches
+from kfine.training.pretrain import pretrain
 
 SENTENCES = [
     "Alda Varenko plays the harp.",
@@ -81,11 +82,30 @@ def test_pretrain_writes_a_documented_model(pretrained_dir, people_task):
     assert metadata["parameters"] == model.count_params()
     pretrain_triples = people_task.splits.training_triples("pretrain")
     assert metadata["corpus_facts"] == len(pretrain_triples)
-    assert metadata["corpus_sentences"] == len(people_task.verbalizer.sentences(pretrain_triples))
+    # The LM learns every wording, the reserved paraphrase ones too (no fine-tuning method sees those).
+    assert metadata["corpus_templates"] == "all"
+    assert metadata["corpus_sentences"] == len(people_task.verbalizer.sentences(pretrain_triples, which="all"))
     assert 0.0 <= metadata["seen_fact_accuracy"] <= 1.0 and np.isfinite(metadata["final_loss"])
     with open(os.path.join(pretrained_dir, "README.md"), encoding="utf-8") as stream:
         card = stream.read()
     assert f"{metadata['parameters']:,} parameters" in card and "Exact command: `pytest`" in card
+
+
+def test_pretrain_can_leave_the_paraphrase_wording_out(people_task, tmp_path):
+    out_dir = str(tmp_path / "lm")
+    metadata = pretrain(people_task, out_dir, epochs=1, architecture=TINY_ARCHITECTURE, vocabulary_size=200,
+                        verbose=0, corpus_templates="training")
+    pretrain_triples = people_task.splits.training_triples("pretrain")
+    assert metadata["corpus_sentences"] == len(people_task.verbalizer.sentences(pretrain_triples, which="training"))
+    assert metadata["corpus_sentences"] < len(people_task.verbalizer.sentences(pretrain_triples, which="all"))
+    with open(os.path.join(out_dir, "README.md"), encoding="utf-8") as stream:
+        assert "the paraphrase wording is new to the LM" in stream.read()
+
+
+def test_pretrain_rejects_an_unknown_corpus_choice(people_task, tmp_path):
+    with pytest.raises(ValueError, match="corpus_templates='paraphrase'"):
+        pretrain(people_task, str(tmp_path / "lm"), corpus_templates="paraphrase")
+    assert not os.path.exists(tmp_path / "lm")
 
 
 def test_pretrained_tokenizer_covers_every_kg_name(pretrained_dir, people_task):
