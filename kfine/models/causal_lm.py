@@ -143,6 +143,18 @@ def _reads_logits(layer):
     return getattr(layer, "consumes_logits", False) or getattr(layer, "reads_hidden_states", False)
 
 
+def check_decoder_dimensions(**dimensions):
+    """Raises `ValueError` unless every dimension is a positive int and `hidden_dim` splits into `num_heads`."""
+    for argument, value in dimensions.items():
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"`{argument}` must be a positive int. Received: {argument}={value}")
+    if dimensions["hidden_dim"] % dimensions["num_heads"]:
+        raise ValueError(
+            "`hidden_dim` must be divisible by `num_heads`. "
+            f"Received: hidden_dim={dimensions['hidden_dim']}, num_heads={dimensions['num_heads']}"
+        )
+
+
 def build_causal_lm(
     vocabulary,
     num_layers=2,
@@ -168,20 +180,8 @@ def build_causal_lm(
     Returns:
         A built `CausalLanguageModel`.
     """
-    for argument, value in (
-        ("num_layers", num_layers),
-        ("hidden_dim", hidden_dim),
-        ("num_heads", num_heads),
-        ("intermediate_dim", intermediate_dim),
-        ("sequence_length", sequence_length),
-    ):
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"`{argument}` must be a positive int. Received: {argument}={value}")
-    if hidden_dim % num_heads:
-        raise ValueError(
-            "`hidden_dim` must be divisible by `num_heads`. "
-            f"Received: hidden_dim={hidden_dim}, num_heads={num_heads}"
-        )
+    check_decoder_dimensions(num_layers=num_layers, hidden_dim=hidden_dim, num_heads=num_heads,
+                             intermediate_dim=intermediate_dim, sequence_length=sequence_length)
     vocabulary = list(vocabulary)
     stack = [
         keras.Input(shape=(None,), dtype="int32", name="token_ids"),

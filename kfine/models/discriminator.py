@@ -3,6 +3,8 @@
 import keras
 import keras_hub
 
+from kfine.models.causal_lm import check_decoder_dimensions
+
 
 @keras.saving.register_keras_serializable(package="kfine")
 class SequenceDiscriminator(keras.Model):
@@ -56,21 +58,9 @@ class SequenceDiscriminator(keras.Model):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        for argument, value in (
-            ("vocabulary_size", vocabulary_size),
-            ("sequence_length", sequence_length),
-            ("hidden_dim", hidden_dim),
-            ("num_layers", num_layers),
-            ("num_heads", num_heads),
-            ("intermediate_dim", intermediate_dim),
-        ):
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"`{argument}` must be a positive int. Received: {argument}={value}")
-        if hidden_dim % num_heads:
-            raise ValueError(
-                "`hidden_dim` must be divisible by `num_heads`. "
-                f"Received: hidden_dim={hidden_dim}, num_heads={num_heads}"
-            )
+        check_decoder_dimensions(vocabulary_size=vocabulary_size, sequence_length=sequence_length,
+                                 hidden_dim=hidden_dim, num_layers=num_layers, num_heads=num_heads,
+                                 intermediate_dim=intermediate_dim)
         if not 0 <= dropout < 1:
             raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout}")
         self.vocabulary_size = vocabulary_size
