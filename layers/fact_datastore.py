@@ -18,8 +18,9 @@ class FactDatastore(keras.layers.Layer):
     kNN-LM (Khandelwal et al., ICLR 2020) over a knowledge graph: every fact
     is written out with the training templates, the language model reads
     each sentence, and the hidden state that predicts each token of the
-    object's name (and the token after it, so the model knows where the
-    name ends) becomes a key whose value is that token. At a query, the
+    object's name and of the rest of the sentence up to `[EOS]` (so the
+    model knows where the name and the sentence end) becomes a key whose
+    value is that token. At a query, the
     `top_k` keys nearest the hidden state by cosine similarity vote for
     their tokens with weights `softmax(similarity / temperature)`; the vote
     is mixed with the model's own distribution:
@@ -190,24 +191,23 @@ class FactDatastore(keras.layers.Layer):
 
 
 def fact_key_sentences(tokenizer, knowledge_graph, templates):
-    """Returns `[(token_ids, first_key, end_key)]`, one per (fact, training template).
+    """Returns `[(token_ids, first_key)]`, one per (fact, training template).
 
     `token_ids` is the sentence with `[BOS]` and `[EOS]`; the positions
-    `first_key <= j < end_key` are the object's name tokens and the token
-    after them, each predicted from the hidden state at `j - 1`.
+    `j >= first_key` are the object's name tokens and the rest of the
+    sentence, `[EOS]` included, each predicted from the hidden state at
+    `j - 1`.
     """
-    prompts, answered, filled = [], [], []
+    prompts, filled = [], []
     for subject, relation, obj in knowledge_graph.triples:
         for template in templates.training_templates(relation):
             prompt = Templates.prompt(template, subject)
             prompts.append(prompt)
-            answered.append(f"{prompt} {obj}")
             filled.append(Templates.fill(template, subject, obj))
     # One tokenizer call per list: one call per sentence costs ~1000x more.
     first_keys = map(len, tokenizer.encode_batch(prompts))
-    name_ends = map(len, tokenizer.encode_batch(answered))
     rows = tokenizer.encode_batch(filled, add_eos=True)
-    return [(row, first_key, min(name_end + 1, len(row))) for row, first_key, name_end in zip(rows, first_keys, name_ends)]
+    return list(zip(rows, first_keys))
 
 
 def _keys_and_values(model, sentences, batch_size, verbose):
@@ -223,8 +223,8 @@ def _keys_and_values(model, sentences, batch_size, verbose):
             token_ids[row, : len(sentences[index][0])] = sentences[index][0]
         hidden_states = keras.ops.convert_to_numpy(model.hidden_states(token_ids))
         for row, index in enumerate(batch):
-            ids, first_key, end_key = sentences[index]
-            keys[index] = hidden_states[row, first_key - 1 : end_key - 1]
-            values[index] = ids[first_key:end_key]
+            ids, first_key = sentences[index]
+            keys[index] = hidden_states[row, first_key - 1 : len(ids) - 1]
+            values[index] = ids[first_key:]
         progress.add(len(batch))
     return np.concatenate(keys), np.concatenate(values)
