@@ -19,7 +19,7 @@ demo: $(STAMP)
 	$(BIN)/kfine bench --quick --methods baseline,knowledge --seeds 2 --out demo_out
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -n auto --maxprocesses 4 --dist loadfile --no-loadscope-reorder tests
 
 clean:
 	rm -rf $(VENV) demo_out build dist *.egg-info

@@ -28,6 +28,7 @@ setup(
         "matplotlib>=3.8",
         "numpy>=1.26",
     ],
-    extras_require={"dev": ["pytest>=8", "hypothesis>=6", "flashtext>=2.7", "pyahocorasick>=2.0"]},
+    extras_require={"dev": ["pytest>=8", "pytest-xdist>=3.8", "hypothesis>=6", "flashtext>=2.7",
+                            "pyahocorasick>=2.0"]},
     entry_points={"console_scripts": ["kfine=kfine.cli:main"]},
 )

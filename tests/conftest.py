@@ -4,15 +4,47 @@ Helpers live in importable modules (people_kg, layer_test_case): `from
 conftest import ...` would be ambiguous with more than one conftest.py.
 """
 
+import fcntl
+import os
+
 import pytest
 
-from people_kg import TINY_ARCHITECTURE, write_people_kg
+from people_kg import TINY_ARCHITECTURE, people_kg_paths, write_people_kg
+
+
+def pytest_collection_modifyitems(items):
+    """Runs the modules with a `slow` test first, each module's tests in their order.
+
+    Under pytest-xdist (`make test`) whole modules go to the workers in this
+    order (`--dist loadfile`), so the long ones start early and the many short
+    ones fill in at the end, instead of one long module finishing alone.
+    """
+    slow_modules = {item.module.__name__ for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.module.__name__ not in slow_modules)  # stable: keeps the order within
+
+
+def shared_once(tmp_path_factory, name, create):
+    """Returns the path `name`, made by `create(path)` once per run: pytest-xdist workers share it.
+
+    The first worker to get the lock creates it; the others wait for it. Without
+    xdist it is simply a path in the run's temporary folder.
+    """
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the run's folder, above the workers' own
+    path, done = str(root / name), str(root / f"{name}.done")
+    with open(str(root / f"{name}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not os.path.exists(done):
+            create(path)
+            open(done, "w").close()
+    return path
 
 
 @pytest.fixture(scope="session")
 def people_kg_files(tmp_path_factory):
     """The fictional people KG in the generic file format (dict of paths)."""
-    return write_people_kg(str(tmp_path_factory.mktemp("people_kg")))
+    return people_kg_paths(shared_once(tmp_path_factory, "people_kg", write_people_kg))
 
 
 @pytest.fixture(scope="session")
@@ -36,13 +68,17 @@ def people_tokenizer(people_task):
 
 @pytest.fixture(scope="session")
 def pretrained_dir(people_task, tmp_path_factory):
-    """A tiny model pretrained on the people KG's pretrain split, saved with `save_model`."""
+    """A tiny model pretrained on the people KG's pretrain split, saved with `save_model`.
+
+    Pretrained once per run: pytest-xdist workers share it (tests only read it).
+    """
     from kfine.training.pretrain import pretrain
 
-    out_dir = str(tmp_path_factory.mktemp("pretrained") / "people-lm")
-    pretrain(people_task, out_dir, epochs=8, architecture=TINY_ARCHITECTURE, vocabulary_size=200, verbose=0,
-             command="pytest")
-    return out_dir
+    def create(out_dir):
+        pretrain(people_task, out_dir, epochs=8, architecture=TINY_ARCHITECTURE, vocabulary_size=200, verbose=0,
+                 command="pytest")
+
+    return shared_once(tmp_path_factory, "people-lm", create)
 
 
 @pytest.fixture(scope="module")

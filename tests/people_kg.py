@@ -54,11 +54,16 @@ def people_triples(count=40):
     return triples
 
 
+def people_kg_paths(directory):
+    """The paths `write_people_kg(directory)` writes, as a dict."""
+    return {name: os.path.join(directory, file) for name, file in
+            (("triples", "triples.tsv"), ("templates", "templates.json"), ("aliases", "aliases.tsv"))}
+
+
 def write_people_kg(directory, count=40):
     """Writes triples.tsv, templates.json and aliases.tsv; returns their paths as a dict."""
     os.makedirs(directory, exist_ok=True)
-    paths = {name: os.path.join(directory, file) for name, file in
-             (("triples", "triples.tsv"), ("templates", "templates.json"), ("aliases", "aliases.tsv"))}
+    paths = people_kg_paths(directory)
     with open(paths["triples"], "w", encoding="utf-8") as stream:
         stream.write("subject\trelation\tobject\n")
         stream.writelines("\t".join(triple) + "\n" for triple in people_triples(count))

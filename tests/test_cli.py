@@ -1,4 +1,9 @@
-"""The `kfine` command line, run as a user runs it: in a subprocess."""
+"""The `kfine` command line: as a user runs it, in a subprocess, and in-process through `kfine.cli.main`.
+
+Each subprocess pays TensorFlow's start-up, so the cases that are about the
+process (the console script, exit statuses and stderr of a real process,
+TensorFlow's own logging) run in one; the others call `main` in-process.
+"""
 
 import os
 import re
@@ -8,6 +13,7 @@ import sys
 import keras
 import pytest
 
+from kfine.cli import main
 from kfine.datasets.geonames import build_geonames
 from kfine.knowledge import KnowledgeGraph, Templates
 
@@ -61,23 +67,22 @@ def error_cases(kg, bad, model):
 
 
 GENERATE_PROMPTS = ["Alda Varenko was born in", "The employer of Borin Quillby is"]
+# Bad input in a real process: a KG file error, an argument error, and a model
+# that Keras loads (the likeliest to let TensorFlow or Keras print more lines).
+IN_A_SUBPROCESS = ("missing_triples_file", "seeds_zero", "model_not_kfine")
 
 
 @pytest.fixture(scope="module")
 def runs(people_kg_files, bad_inputs, pretrained_dir, tmp_path_factory):
-    """Starts every command of this module at once, since each pays TensorFlow's start-up.
+    """Starts every subprocess of this module at once, since each pays TensorFlow's start-up.
 
     Returns `finish(name) -> (returncode, stdout, stderr)`; error cases are named as in `error_cases`.
     """
     commands = {case: [*COMMAND, *arguments]
-                for case, (arguments, _) in error_cases(people_kg_files, bad_inputs, pretrained_dir).items()}
-    data_dir = str(tmp_path_factory.mktemp("data") / "geonames")
-    commands.update({
-        # The console script installed beside this Python, as users type it.
-        "help": [os.path.join(os.path.dirname(sys.executable), "kfine"), "--help"],
-        "data": [*COMMAND, "data", "geonames", "--out", data_dir],
-        "generate": [*COMMAND, "generate", "--model", pretrained_dir, "--max-new-tokens", "4", *GENERATE_PROMPTS],
-    })
+                for case, (arguments, _) in error_cases(people_kg_files, bad_inputs, pretrained_dir).items()
+                if case in IN_A_SUBPROCESS}
+    # The console script installed beside this Python, as users type it.
+    commands["help"] = [os.path.join(os.path.dirname(sys.executable), "kfine"), "--help"]
     outside_the_repository = str(tmp_path_factory.mktemp("cwd"))
     processes = {
         name: subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -92,7 +97,6 @@ def runs(people_kg_files, bad_inputs, pretrained_dir, tmp_path_factory):
             results[name] = (processes[name].returncode, stdout, stderr)
         return results[name]
 
-    finish.data_dir = data_dir
     yield finish
     for process in processes.values():
         if process.poll() is None:
@@ -106,9 +110,21 @@ CASES = [
 ]
 
 
+def in_process(arguments, capsys):
+    """`main(arguments)` -> (returncode, stdout, stderr), as the subprocesses report them."""
+    capsys.readouterr()
+    try:
+        returncode = main(arguments)
+    except SystemExit as exit:  # argparse's errors
+        returncode = exit.code
+    captured = capsys.readouterr()
+    return returncode, captured.out, captured.err
+
+
 @pytest.mark.parametrize("case", CASES)
-def test_bad_input_exits_2_with_one_line(runs, people_kg_files, bad_inputs, pretrained_dir, case):
-    returncode, stdout, stderr = runs(case)
+def test_bad_input_exits_2_with_one_line(runs, people_kg_files, bad_inputs, pretrained_dir, case, capsys):
+    arguments = error_cases(people_kg_files, bad_inputs, pretrained_dir)[case][0]
+    returncode, stdout, stderr = runs(case) if case in IN_A_SUBPROCESS else in_process(arguments, capsys)
     quoted = error_cases(people_kg_files, bad_inputs, pretrained_dir)[case][1]
     assert "Traceback" not in stderr and "Traceback" not in stdout, stderr
     assert returncode == 2, stderr
@@ -120,6 +136,7 @@ def test_bad_input_exits_2_with_one_line(runs, people_kg_files, bad_inputs, pret
 
 def test_cases_are_all_run(people_kg_files, bad_inputs):
     assert sorted(CASES) == sorted(error_cases(people_kg_files, bad_inputs, "model"))
+    assert set(IN_A_SUBPROCESS) < set(CASES)
 
 
 def test_help_lists_the_subcommands(runs):
@@ -129,10 +146,10 @@ def test_help_lists_the_subcommands(runs):
         assert re.search(rf"^\s+{command}\s", stdout, re.MULTILINE), stdout
 
 
-def test_data_geonames_round_trips(runs):
-    returncode, stdout, stderr = runs("data")
+def test_data_geonames_round_trips(tmp_path, capsys):
+    out = str(tmp_path / "geonames")
+    returncode, stdout, stderr = in_process(["data", "geonames", "--out", out], capsys)
     assert returncode == 0, stderr
-    out = runs.data_dir
     assert sorted(os.listdir(out)) == ["aliases.tsv", "templates.json", "triples.tsv"]
     assert stdout.startswith("wrote ")
     graph, templates = build_geonames()
@@ -146,8 +163,9 @@ def test_data_geonames_round_trips(runs):
     assert f"{graph.num_entities} entities" in stdout
 
 
-def test_generate_prints_one_line_per_prompt(runs):
-    returncode, stdout, stderr = runs("generate")
+def test_generate_prints_one_line_per_prompt(pretrained_dir, capsys):
+    returncode, stdout, stderr = in_process(
+        ["generate", "--model", pretrained_dir, "--max-new-tokens", "4", *GENERATE_PROMPTS], capsys)
     assert returncode == 0, stderr
     lines = stdout.splitlines()
     assert len(lines) == 2

@@ -30,6 +30,7 @@ def perf_run(tmp_path_factory):
     return results, table
 
 
+@pytest.mark.slow
 def test_perf_json_has_every_ratio(perf_run):
     results, _ = perf_run
     assert set(results) == {"ratios", "raw"}
@@ -44,6 +45,7 @@ def test_perf_json_has_every_ratio(perf_run):
         assert results["raw"]["pending"][name].startswith("pending: ")
 
 
+@pytest.mark.slow
 def test_perf_raw_records_device_load_and_work(perf_run):
     results, _ = perf_run
     raw = results["raw"]
@@ -65,6 +67,7 @@ def test_perf_raw_records_device_load_and_work(perf_run):
     assert raw["generation"]["generated_tokens"] > 0
 
 
+@pytest.mark.slow
 def test_perf_table_lists_ratios_with_targets(perf_run):
     results, table = perf_run
     for name, (comparison, bound) in TARGETS.items():

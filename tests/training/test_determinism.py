@@ -1,11 +1,13 @@
 """The same seed gives the same fine-tuned weights and the same metrics (on CPU)."""
 
 import numpy as np
+import pytest
 
 from kfine.training import knowledge
 from kfine.training.finetune import fine_tune, load_fine_tuned
 
 
+@pytest.mark.slow
 def test_same_seed_same_metrics_and_weights(people_task, pretrained_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(knowledge, "QUICK_EPOCHS", 3)
     runs = []

@@ -2,13 +2,12 @@
 
 import glob
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from kfine.cli import main
 from kfine.factcheck.knowledge_graph_checker import KnowledgeGraphChecker
 from kfine.knowledge.templates import Templates
 from kfine.models.loading import load_model
@@ -82,7 +81,7 @@ def test_a_round_lowers_the_probability_of_refuted_tokens(people_task, pretraine
 
 @pytest.mark.slow
 def test_factcheck_method_with_the_kg_checker_saves_and_reloads(people_task, pretrained_dir, tmp_path,
-                                                                short_baseline, monkeypatch):
+                                                                short_baseline, monkeypatch, capsys):
     # The method's plumbing, not its accuracy: a 3-epoch MLE stage and one short round.
     monkeypatch.setattr(factcheck, "QUICK_FEEDBACK", FeedbackConfig(rounds=1, samples_per_prompt=1,
                                                                     epochs_per_round=1))
@@ -97,7 +96,7 @@ def test_factcheck_method_with_the_kg_checker_saves_and_reloads(people_task, pre
     assert all(load_fine_tuned(out_dir).generate(prompts))
     subject, relation, obj = people_task.finetune_triples[0]
     sentence = Templates.fill(people_task.templates.templates(relation)[0], subject, obj)
-    result = subprocess.run([sys.executable, "-m", "kfine.cli", "check", "--model", out_dir, sentence],
-                            capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == [f"    kg: supported     P(supported)=1.000  {sentence}"]
+    # In-process: test_check_cli runs `kfine check` in a subprocess.
+    capsys.readouterr()
+    assert main(["check", "--model", out_dir, sentence]) == 0
+    assert capsys.readouterr().out.splitlines() == [f"    kg: supported     P(supported)=1.000  {sentence}"]
