@@ -32,7 +32,8 @@ class KnowledgeInjectionLayer(keras.layers.Layer):
       entity's outgoing facts (KnowBERT / memory-network style). The keys are
       the facts' relation embeddings, the values the objects' encoder rows
       plus the relation embeddings, the query a projection of the hidden
-      state; softmax attention over the entity's facts.
+      state; softmax attention over all of the entity's facts (read from
+      the encoder's edges).
 
     Both are zeros where there is no entity (and the read is zeros for an
     entity without facts). How they join the hidden states depends on
@@ -47,12 +48,13 @@ class KnowledgeInjectionLayer(keras.layers.Layer):
     In `"gated"` and `"add"` modes the output keeps `hidden_dim` and
     positions without an entity pass through unchanged (`W_k` has no bias).
 
-    The facts are stored as non-trainable int32 weights of shape
-    `(num_entities + 1, max_degree)`: relation ids, and object rows
-    (entity id + 1, 0 for padding, which also marks the slot invalid).
-    An entity with more than `max_facts` facts keeps `max_facts` of them,
-    taken in turn from each of its relations so that every relation stays
-    readable.
+    The layer also keeps a fact table for the knowledge method's fact
+    pointer (`fact_relations`, `fact_objects`): non-trainable int32 weights
+    of shape `(num_entities + 1, max_degree)`, relation ids and object rows
+    (entity id + 1, 0 for padding, which also marks the slot invalid). An
+    entity with more than `max_facts` facts keeps `max_facts` of them
+    there, taken in turn from each of its relations so that every relation
+    stays reachable.
 
     The layer also scores every entity from a feature vector
     (`entity_scores`): an entity output head tied to the encoder's table.
@@ -79,7 +81,9 @@ class KnowledgeInjectionLayer(keras.layers.Layer):
             must equal `encoder.embedding_dim` when an encoder is given.
         carry_entities: bool. Whether positions without a mention take the
             most recent entity before them.
-        max_facts: int or None. Most facts read per entity; None reads all.
+        max_facts: int or None. Most facts per entity in the fact table
+            (the slots the fact pointer picks from); None keeps all. The
+            memory read always covers every fact.
         entity_head: bool. Whether to build the projection `entity_scores`
             needs. Its weights get no gradient when a model never calls
             `entity_scores` (Keras then warns once that they have none).
@@ -387,35 +391,49 @@ class KnowledgeInjectionLayer(keras.layers.Layer):
         """Attention of a query from `hidden_states` over the facts of each position's entity.
 
         A fact's key is its relation's embedding and its value the object's
-        encoding plus that key. Keys are never gathered per fact: the query
-        scores each relation once and every slot picks its relation's score,
-        and the keys' share of the read is the weights summed per relation
-        times the relation table. Same result, without two
-        `(batch, sequence, max_degree, entity_dim)` tensors.
+        encoding plus that key. All facts of one relation share a key, so
+        they share a score, and the softmax over an entity's facts equals a
+        softmax over its relations with `log(number of facts)` added to each
+        score, every fact of a relation getting an equal part of its
+        relation's weight. The read is computed that way: per position it
+        gathers one sum of object encodings per relation (made once a step
+        from the encoder's edges) instead of one encoding per fact slot, a
+        third of the memory traffic on the bundled KG (6 relations against
+        17 slots) and the slowest part of the layer before.
         """
         dtype = self.compute_dtype
-        relations = keras.ops.take(keras.ops.cast(self.fact_relations, "int32"), entity_rows, axis=0)
-        objects = keras.ops.take(keras.ops.cast(self.fact_objects, "int32"), entity_rows, axis=0)
-        valid = objects > 0
-        relation_table = keras.ops.cast(self.encoder.relation_embeddings, dtype)
-        query = self.memory_query(hidden_states)
-        relation_scores = keras.ops.matmul(query, keras.ops.transpose(relation_table))
-        scores = keras.ops.take_along_axis(relation_scores, relations, axis=-1)
-        # Softmax in float32 so that the mask value and sums are exact under mixed precision.
-        scores = keras.ops.cast(scores, "float32") / np.sqrt(self.entity_dim).astype("float32")
-        # A softmax over the valid slots only; an entity without facts has
-        # none, and its read is zeros rather than a mean of padding.
-        scores = keras.ops.where(valid, scores, _LARGE_NEGATIVE)
-        exponents = keras.ops.exp(scores - keras.ops.max(scores, axis=-1, keepdims=True))
-        exponents = exponents * keras.ops.cast(valid, "float32")
-        total = keras.ops.sum(exponents, axis=-1, keepdims=True)
-        weights = keras.ops.cast(exponents / keras.ops.maximum(total, 1e-30), dtype)
-        relation_weights = keras.ops.einsum(
-            "btk,btkr->btr", weights, keras.ops.one_hot(relations, 2 * self.num_relations, dtype=dtype)
+        num_relations = self.num_relations
+        num_segments = (self.num_entities + 1) * num_relations
+        # Table rows are entity ids + 1; one segment per (subject, relation).
+        subjects = keras.ops.cast(self.encoder.edge_sources, "int32") + 1
+        objects = keras.ops.cast(self.encoder.edge_targets, "int32") + 1
+        segments = subjects * num_relations + keras.ops.cast(self.encoder.edge_relations, "int32")
+        fact_counts = keras.ops.segment_sum(
+            keras.ops.ones_like(segments, dtype="float32"), segments, num_segments=num_segments
         )
-        object_states = keras.ops.take(table, objects, axis=0)
-        return keras.ops.einsum("btk,btkd->btd", weights, object_states) + keras.ops.matmul(
-            relation_weights, relation_table
+        object_sums = keras.ops.segment_sum(keras.ops.take(table, objects, axis=0), segments, num_segments=num_segments)
+        counts = keras.ops.take(keras.ops.reshape(fact_counts, (-1, num_relations)), entity_rows, axis=0)
+        has_facts = counts > 0
+
+        relation_keys = keras.ops.cast(self.encoder.relation_embeddings, dtype)[:num_relations]
+        query = self.memory_query(hidden_states)
+        # Softmax in float32 so that the mask value and sums are exact under mixed precision.
+        scores = keras.ops.cast(keras.ops.matmul(query, keras.ops.transpose(relation_keys)), "float32")
+        scores = scores / np.sqrt(self.entity_dim).astype("float32") + keras.ops.log(keras.ops.maximum(counts, 1.0))
+        # An entity without facts has no relation to attend to: its read is zeros.
+        scores = keras.ops.where(has_facts, scores, _LARGE_NEGATIVE)
+        exponents = keras.ops.exp(scores - keras.ops.max(scores, axis=-1, keepdims=True))
+        exponents = exponents * keras.ops.cast(has_facts, "float32")
+        relation_weights = exponents / keras.ops.maximum(keras.ops.sum(exponents, axis=-1, keepdims=True), 1e-30)
+
+        fact_weights = keras.ops.cast(relation_weights / keras.ops.maximum(counts, 1.0), dtype)
+        position_sums = keras.ops.take(
+            keras.ops.reshape(object_sums, (-1, num_relations, self.entity_dim)), entity_rows, axis=0
+        )
+        # A multiply and a sum rather than an einsum: on a CPU the einsum is a
+        # batched matmul of (1 x relations) by (relations x dim) blocks, slower.
+        return keras.ops.sum(fact_weights[..., None] * position_sums, axis=-2) + keras.ops.matmul(
+            keras.ops.cast(relation_weights, dtype), relation_keys
         )
 
     def _fuse(self, hidden_states, knowledge):

@@ -107,6 +107,8 @@ def test_whitespace_next_to_punctuation_and_between_words_may_differ(linker):
         ("Papua\n New  Guinea", "Papua New Guinea"),
     ]
     assert linked(linker, "GuineaBissau") == []
+    # U+001C-U+001F are whitespace too (`str.isspace`), also on the fast path for ASCII text.
+    assert linked(linker, "Papua\x1cNew Guinea") == [("Papua\x1cNew Guinea", "Papua New Guinea")]
 
 
 def test_case_sensitivity(graph):
@@ -214,7 +216,7 @@ def test_property_mentions_are_valid(graph, data):
         st.sampled_from(names),
         st.sampled_from(names).map(str.upper),
         st.text(max_size=6),
-        st.sampled_from([" ", "-", ", ", "_", " _ ", "\u0301", "ß", "İ", "=\u0338", "\n", "\U00011001"]),
+        st.sampled_from([" ", "-", ", ", "_", " _ ", "\u0301", "ß", "İ", "=\u0338", "\n", "\x1f", "\U00011001"]),
     )
     text = "".join(data.draw(st.lists(piece, max_size=8)))
     case_sensitive = data.draw(st.booleans())
@@ -234,7 +236,7 @@ def test_property_mentions_are_valid(graph, data):
         if case_sensitive:
             letters = "".join(unicodedata.normalize("NFC", mention.surface).split())
             assert letters in {"".join(name.split()) for name in forms}
-    # The fast split (for texts without `_` or astral characters) agrees with the complete one.
+    # The fast splits (for ASCII texts, and texts without `_` or astral characters) agree with the complete one.
     for suffix in (" _", " \U00011001"):
         assert linker.link(text + suffix) == mentions
 

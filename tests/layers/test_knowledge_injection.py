@@ -129,6 +129,36 @@ def test_memory_read_picks_the_queried_fact(kg):
     np.testing.assert_array_equal(read[4], 0.0)  # no entity
 
 
+def test_memory_read_is_a_softmax_over_every_fact_of_the_entity():
+    # Several facts share a relation, so the grouped computation must weigh
+    # each fact, not each relation, as a softmax over the facts does.
+    triples = [("S", "a", f"x{index}") for index in range(3)] + [("S", "b", "y"), ("S", "c", "z0"), ("S", "c", "z1")]
+    triples += [("x0", "b", "y"), ("y", "a", "S")]
+    graph = KnowledgeGraph(triples)
+    rng = np.random.default_rng(0)
+    # max_facts caps the fact pointer's table only; the read still covers all six facts of S.
+    layer = KnowledgeInjectionLayer(graph, entity_dim=ENTITY_DIM, carry_entities=False, max_facts=2)
+    layer.build([(None, None, HIDDEN_DIM), (None, None)])
+    layer.encoder.relation_embeddings.assign(rng.normal(size=(6, ENTITY_DIM)).astype("float32"))
+    hidden = rng.normal(size=(1, 4, HIDDEN_DIM)).astype("float32")
+    rows = {name: graph.entity_id(name) + 1 for name in ("S", "x0", "y", "z1")}
+    entity_ids = np.array([[rows["S"], rows["x0"], rows["z1"], 0]], "int32")
+
+    read = keras.ops.convert_to_numpy(layer([hidden, entity_ids]))[0, :, HIDDEN_DIM + ENTITY_DIM :]
+    table = keras.ops.convert_to_numpy(layer.encoder.entity_table())
+    keys = layer.encoder.relation_embeddings.numpy()
+    queries = keras.ops.convert_to_numpy(layer.memory_query(hidden))[0]
+    for position, row in enumerate(entity_ids[0]):
+        facts = [(graph.relation_id(r), graph.entity_id(o) + 1) for s, r, o in triples if row and graph.entity_id(s) + 1 == row]
+        if not facts:
+            np.testing.assert_array_equal(read[position], 0.0)
+            continue
+        scores = np.array([queries[position] @ keys[relation] for relation, _ in facts]) / np.sqrt(ENTITY_DIM)
+        weights = np.exp(scores - scores.max()) / np.exp(scores - scores.max()).sum()
+        expected = sum(weight * (table[obj] + keys[relation]) for weight, (relation, obj) in zip(weights, facts))
+        np.testing.assert_allclose(read[position], expected, atol=1e-5)
+
+
 def test_fact_table_and_max_facts():
     triples = [("S", "a", f"x{index}") for index in range(3)] + [("S", "b", "y"), ("S", "c", "z0"), ("S", "c", "z1")]
     graph = KnowledgeGraph(triples)
