@@ -19,9 +19,11 @@ class KnowledgeGraphEncoder(keras.layers.Layer):
         h_i' = h_i + act(W_self h_i + b + sum_r 1/c_{i,r} sum_{j in N_r(i)} W_r h_j)
 
     where `N_r(i)` are the entities sending to `i` along relation `r` and
-    `c_{i,r} = |N_r(i)|`; the `h_i +` is a residual connection. Messages
-    are gathered with `keras.ops.take` and pooled with
-    `keras.ops.segment_sum` over static index arrays, so the layer runs
+    `c_{i,r} = |N_r(i)|`; the `h_i +` is a residual connection. The edges
+    are stored sorted by relation, so each `W_r` multiplies only its own
+    relation's messages (a static slice), and the messages are summed into
+    their receivers with `keras.ops.segment_sum`: the work grows with the
+    number of facts, not with entities times relations, and the layer runs
     under `jit_compile=True`.
 
     Row 0 of the table stands for "no entity" (the `EntityLinker` writes
@@ -58,6 +60,9 @@ class KnowledgeGraphEncoder(keras.layers.Layer):
         num_relations: int or None. Number of relations (not counting
             inverses); taken from `knowledge_graph` when given.
         num_edges: int or None. Number of facts; taken from
+            `knowledge_graph` when given.
+        edges_per_relation: list of int or None. Number of facts of each
+            relation (the stored edges are sorted by relation); taken from
             `knowledge_graph` when given.
         kg_fingerprint: str or None. `knowledge_graph.fingerprint()`, kept so
             that `check_knowledge_graph` can tell whether entity ids match.
@@ -99,6 +104,7 @@ class KnowledgeGraphEncoder(keras.layers.Layer):
         num_entities=None,
         num_relations=None,
         num_edges=None,
+        edges_per_relation=None,
         kg_fingerprint=None,
         embeddings_initializer="uniform",
         kernel_initializer="glorot_uniform",
@@ -110,7 +116,14 @@ class KnowledgeGraphEncoder(keras.layers.Layer):
         if not _is_int(num_layers) or num_layers < 0:
             raise ValueError(f"`num_layers` must be a non-negative int. Received: num_layers={num_layers}")
         _check_rate("dropout", dropout)
-        counts = {"num_entities": num_entities, "num_relations": num_relations, "num_edges": num_edges}
+        if isinstance(edges_per_relation, tuple):
+            edges_per_relation = list(edges_per_relation)
+        counts = {
+            "num_entities": num_entities,
+            "num_relations": num_relations,
+            "num_edges": num_edges,
+            "edges_per_relation": edges_per_relation,
+        }
         if knowledge_graph is not None:
             counts, kg_fingerprint = _counts_from_graph(knowledge_graph, counts, kg_fingerprint)
         _check_counts(counts)
@@ -124,12 +137,13 @@ class KnowledgeGraphEncoder(keras.layers.Layer):
         self.num_entities = int(counts["num_entities"])
         self.num_relations = int(counts["num_relations"])
         self.num_edges = int(counts["num_edges"])
+        self.edges_per_relation = [int(count) for count in counts["edges_per_relation"]]
         self.kg_fingerprint = kg_fingerprint
         self.embeddings_initializer = keras.initializers.get(embeddings_initializer)
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.embeddings_regularizer = keras.regularizers.get(embeddings_regularizer)
         # Kept only until `build` writes them into weights; never in the config.
-        self._edges = knowledge_graph.adjacency() if knowledge_graph is not None else None
+        self._edges = _edges_by_relation(knowledge_graph) if knowledge_graph is not None else None
         self._initial_embeddings = self._check_initial_embeddings(initial_embeddings)
 
         # === Layers ===
@@ -209,23 +223,28 @@ class KnowledgeGraphEncoder(keras.layers.Layer):
         senders = keras.ops.concatenate([sources, targets])
         receivers = keras.ops.concatenate([targets, sources])
         directed_relations = keras.ops.concatenate([relations, relations + self.num_relations])
-        # One segment per (receiver, relation): its mean is the 1/c_{i,r} sum.
+        # 1 / c_{i,r}: one count per (receiver, relation).
         segments = receivers * num_directed + directed_relations
-        num_segments = rows * num_directed
         counts = keras.ops.segment_sum(
-            keras.ops.ones_like(segments, dtype="float32"), segments, num_segments=num_segments
+            keras.ops.ones_like(segments, dtype="float32"), segments, num_segments=rows * num_directed
         )
         edge_weights = keras.ops.cast(1.0 / keras.ops.maximum(keras.ops.take(counts, segments), 1.0), dtype)
-
+        # Directed relation r's messages are the r-th part of `senders`: the
+        # edges are sorted by relation and the inverse copies follow them.
+        # A split (not slices, whose gradients are each as big as the whole)
+        # hands each W_r its own messages.
+        parts = self.edges_per_relation * 2
+        split_at = np.cumsum(parts)[:-1].tolist()
         for self_kernel, relation_kernel, bias in zip(self.self_kernels, self.relation_kernels, self.biases):
-            messages = keras.ops.take(states, senders, axis=0) * edge_weights[:, None]
-            pooled = keras.ops.segment_sum(messages, segments, num_segments=num_segments)
-            # (rows, 2R * dim) @ (2R * dim, dim) applies every W_r to its own mean at once.
-            pooled = keras.ops.reshape(pooled, (rows, num_directed * dim))
+            sent = keras.ops.take(states, senders, axis=0) * edge_weights[:, None]
+            relation_kernel = keras.ops.cast(relation_kernel, dtype)
+            messages = [
+                keras.ops.matmul(part, relation_kernel[relation])
+                for relation, part in enumerate(keras.ops.split(sent, split_at))
+            ]
+            incoming = keras.ops.segment_sum(keras.ops.concatenate(messages, axis=0), receivers, num_segments=rows)
             update = (
-                keras.ops.matmul(states, keras.ops.cast(self_kernel, dtype))
-                + keras.ops.matmul(pooled, keras.ops.reshape(keras.ops.cast(relation_kernel, dtype), (-1, dim)))
-                + keras.ops.cast(bias, dtype)
+                keras.ops.matmul(states, keras.ops.cast(self_kernel, dtype)) + incoming + keras.ops.cast(bias, dtype)
             )
             update = self.dropout_layer(self.activation(update), training=training)
             states = (states + update) * is_entity
@@ -257,6 +276,7 @@ class KnowledgeGraphEncoder(keras.layers.Layer):
                 "num_entities": self.num_entities,
                 "num_relations": self.num_relations,
                 "num_edges": self.num_edges,
+                "edges_per_relation": self.edges_per_relation,
                 "kg_fingerprint": self.kg_fingerprint,
                 "embeddings_initializer": keras.initializers.serialize(self.embeddings_initializer),
                 "kernel_initializer": keras.initializers.serialize(self.kernel_initializer),
@@ -292,6 +312,9 @@ def _counts_from_graph(knowledge_graph, counts, kg_fingerprint):
         "num_entities": knowledge_graph.num_entities,
         "num_relations": knowledge_graph.num_relations,
         "num_edges": knowledge_graph.num_triples,
+        "edges_per_relation": np.bincount(
+            knowledge_graph.adjacency()[1], minlength=knowledge_graph.num_relations
+        ).tolist(),
     }
     for name, value in counts.items():
         if value is not None and value != actual[name]:
@@ -310,13 +333,32 @@ def _check_counts(counts):
     missing = [name for name, value in counts.items() if value is None]
     if missing:
         raise ValueError(
-            "Pass a `knowledge_graph`, or all of `num_entities`, `num_relations` and `num_edges`. "
+            "Pass a `knowledge_graph`, or all of `num_entities`, `num_relations`, `num_edges` and "
+            "`edges_per_relation`. "
             f"Received: {', '.join(f'{name}=None' for name in missing)}"
         )
     _check_positive_int("num_entities", counts["num_entities"])
     _check_positive_int("num_relations", counts["num_relations"])
     if not _is_int(counts["num_edges"]) or counts["num_edges"] < 0:
         raise ValueError(f"`num_edges` must be a non-negative int. Received: num_edges={counts['num_edges']}")
+    per_relation = counts["edges_per_relation"]
+    if (
+        not isinstance(per_relation, (list, tuple))
+        or len(per_relation) != counts["num_relations"]
+        or not all(_is_int(count) and count >= 0 for count in per_relation)
+        or sum(per_relation) != counts["num_edges"]
+    ):
+        raise ValueError(
+            "`edges_per_relation` must be a list of num_relations non-negative ints summing to num_edges "
+            f"({counts['num_relations']} and {counts['num_edges']}). Received: edges_per_relation={per_relation!r}"
+        )
+
+
+def _edges_by_relation(knowledge_graph):
+    """`knowledge_graph.adjacency()` (subjects, relations, objects), sorted by relation, stably."""
+    subjects, relations, objects = knowledge_graph.adjacency()
+    order = np.argsort(relations, kind="stable")
+    return subjects[order], relations[order], objects[order]
 
 
 def _is_int(value):

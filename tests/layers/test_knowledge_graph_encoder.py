@@ -65,8 +65,13 @@ def test_counts_are_required_without_a_graph():
         KnowledgeGraphEncoder(embedding_dim=8)
     check_invalid_init_kwargs(
         KnowledgeGraphEncoder,
-        {"num_entities": 4, "num_relations": 2, "num_edges": 5},
-        [({"num_relations": 0}, "num_relations=0"), ({"num_edges": -1}, "num_edges=-1")],
+        {"num_entities": 4, "num_relations": 2, "num_edges": 5, "edges_per_relation": [3, 2]},
+        [
+            ({"num_relations": 0}, "num_relations=0"),
+            ({"num_edges": -1}, "num_edges=-1"),
+            ({"edges_per_relation": [3, 1]}, "edges_per_relation=[3, 1]"),
+            ({"edges_per_relation": [5]}, "edges_per_relation=[5]"),
+        ],
     )
 
 
@@ -86,12 +91,15 @@ def test_config_holds_counts_not_edges(toy_kg):
     encoder.build()
     config = encoder.get_config()
     assert (config["num_entities"], config["num_relations"], config["num_edges"]) == (4, 2, 5)
+    assert config["edges_per_relation"] == [3, 2]  # knows, likes
     assert config["kg_fingerprint"] == toy_kg.fingerprint()
     assert "knowledge_graph" not in config and "initial_embeddings" not in config
     json.dumps(config)
-    np.testing.assert_array_equal(encoder.edge_sources.numpy(), toy_kg.adjacency()[0])
-    np.testing.assert_array_equal(encoder.edge_relations.numpy(), toy_kg.adjacency()[1])
-    np.testing.assert_array_equal(encoder.edge_targets.numpy(), toy_kg.adjacency()[2])
+    # The same facts, sorted by relation (each relation's messages are one slice).
+    edges = (encoder.edge_sources, encoder.edge_relations, encoder.edge_targets)
+    stored = list(zip(*(weight.numpy().tolist() for weight in edges)))
+    assert sorted(stored) == sorted(zip(*(column.tolist() for column in toy_kg.adjacency())))
+    assert [relation for _, relation, _ in stored] == [0, 0, 0, 1, 1]
     assert not any(weight.trainable for weight in (encoder.edge_sources, encoder.edge_targets))
 
 
@@ -143,6 +151,8 @@ def test_check_knowledge_graph(toy_kg):
     encoder.check_knowledge_graph(KnowledgeGraph(list(reversed(TOY_TRIPLES))))
     with pytest.raises(ModelError, match="fingerprint"):
         encoder.check_knowledge_graph(KnowledgeGraph(TOY_TRIPLES[:-1], name="smaller"))
-    unchecked = KnowledgeGraphEncoder(num_entities=4, num_relations=2, num_edges=5, embedding_dim=4)
+    unchecked = KnowledgeGraphEncoder(
+        num_entities=4, num_relations=2, num_edges=5, edges_per_relation=[3, 2], embedding_dim=4
+    )
     with pytest.raises(ModelError, match="without a knowledge-graph fingerprint"):
         unchecked.check_knowledge_graph(toy_kg)
