@@ -88,18 +88,21 @@ def feedback_runners(language_model, task, size):
     width = language_model.sequence_length + 1
     widths = {"references": width, "negatives": width, "chosen": width, "rejected": width,
               "negative_mask": width - 1, "chosen_mask": width - 1, "rejected_mask": width - 1}
-    runners, samples = {}, None
-    for name, preference_weight in (("factcheck", 0.0), ("factcheck_dpo", 1.0)):
-        config = dataclasses.replace(FULL_FEEDBACK, batch_size=size.batch_size, preference_weight=preference_weight)
-        tuner = FactCheckFineTuner(copy_model(language_model), checker, config, seed=0)
-        if samples is None:  # one round's samples serve both: the losses differ, not the data
-            samples = tuner._sample(prompts, round_index=0)
-            verdicts = checker.check([sentence for _, sentence, _ in samples])
+    tuners = {
+        name: FactCheckFineTuner(copy_model(language_model), checker, seed=0, config=dataclasses.replace(
+            FULL_FEEDBACK, batch_size=size.batch_size, preference_weight=preference_weight))
+        for name, preference_weight in (("factcheck", 0.0), ("factcheck_dpo", 1.0))
+    }
+    # One round's samples serve both: the losses differ, not the data.
+    samples = tuners["factcheck"]._sample(prompts, round_index=0)
+    verdicts = checker.check([sentence for _, sentence, _ in samples])
+    runners = {}
+    for name, tuner in tuners.items():
         dataset, counts = tuner._training_data(samples, verdicts, reference_rows)
         batch = {key: value.numpy() for key, value in next(iter(dataset)).items()}
         natural_width = max(batch[key].shape[1] for key in ("references", "negatives", "chosen", "rejected"))
         runners[name] = fit_runner(tuner.trainer, pad_width(batch, widths), size.train_steps)
-    return runners, tuner.trainer.jit_compile, natural_width, counts
+    return runners, tuners["factcheck"].trainer.jit_compile, natural_width, counts
 
 
 def measure_methods(language_model, graph, templates, size):
