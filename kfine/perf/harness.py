@@ -14,7 +14,8 @@ class PerfSize:
     """How much work each measurement does.
 
     Attributes:
-        batch_size: int. Sequences per train step (sequence length is the model's).
+        batch_size: int. Sequences per train step (sequence length is the model's),
+            for the LMs and for the fine-tuning methods alike.
         train_steps: int. Train steps per timed repeat.
         repeats: int. Timed repeats of everything; the minimum counts.
         matmul_size: int. Side of the square float32 matmul that measures peak FLOP/s.
@@ -101,9 +102,10 @@ def run_perf(pretrained, out_dir, quick=False, echo=print):
     """
     from kfine.datasets.geonames import build_geonames
     from kfine.models.loading import load_metadata, load_model
-    from kfine.perf.generation import measure_generation, pending_ratios
+    from kfine.perf.generation import measure_generation
     from kfine.perf.kg_scaling import measure_kg_scaling
     from kfine.perf.linking import measure_linking
+    from kfine.perf.methods import measure_methods
     from kfine.perf.training import measure_training
 
     size = QUICK if quick else FULL
@@ -117,7 +119,7 @@ def run_perf(pretrained, out_dir, quick=False, echo=print):
         ("linking", lambda: measure_linking(size)),
         ("kg_scaling", lambda: measure_kg_scaling(graph, size)),
         ("generation", lambda: measure_generation(language_model, graph, templates, size)),
-        ("pending", pending_ratios),
+        ("methods", lambda: measure_methods(language_model, graph, templates, size)),
     )
     for name, measure in measurements:
         started = time.perf_counter()
@@ -139,9 +141,6 @@ def perf_table(results):
     lines = ["| measurement | value | target | met |", "|---|---|---|---|"]
     for name, value in ratios.items():
         target = TARGETS.get(name)
-        if value is None:
-            lines.append(f"| {name} | pending | {_target_text(target)} | |")
-            continue
         met = "" if target is None else ("yes" if _meets(value, target) else "no")
         lines.append(f"| {name} | {value:.3f} | {_target_text(target)} | {met} |")
     training = raw["training"]
@@ -156,7 +155,13 @@ def perf_table(results):
     for run in raw["kg_scaling"]["sizes"]:
         lines.append(f"| KG {run['num_triples']:,} triples: load+index+encode CPU s (wall s), peak bytes/triple | "
                      f"{run['total_cpu_seconds']:.2f} ({run['total_seconds']:.2f}), {run['bytes_per_triple']:,.0f} |")
-    lines.append(f"| greedy generation tokens/s | {raw['generation']['greedy_tokens_per_second']:,.1f} |")
+    generation = raw["generation"]
+    lines.append(f"| greedy generation tokens/s | {generation['greedy_tokens_per_second']:,.1f} |")
+    lines.append(f"| KG-constrained greedy generation tokens/s | {generation['constrained_tokens_per_second']:,.1f} |")
+    methods = raw["methods"]
+    for name, seconds in methods["step_seconds"].items():
+        lines.append(f"| train step ms, {name} ({methods['batch_size']} x {methods['sequence_length']}) | "
+                     f"{seconds * 1000:,.1f} |")
     device = raw["device"]
     lines += ["", f"Device: {device['cpu']}, {device['cpu_cores']} cores, GPUs: {device['gpus'] or 'none'}; "
                   f"TensorFlow {device['tensorflow']}, Keras {device['keras']}; "

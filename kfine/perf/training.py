@@ -89,12 +89,23 @@ def train_step_runner(model, inputs, targets, loss, jit_compile, steps):
     """Compiles `model`, runs one `fit` step (tracing, XLA), and returns a callable fitting `steps` more.
 
     The steps read one fixed batch from a prefetched `tf.data` pipeline
-    through Keras's own compiled train function, as `fit` does in training.
+    through Keras's own compiled train function, as `fit` does in training
+    (see `fit_runner`).
     """
     model.compile(
         optimizer=keras.optimizers.AdamW(LEARNING_RATE, weight_decay=0.01), loss=loss, jit_compile=jit_compile
     )
-    dataset = tf.data.Dataset.from_tensors((inputs, targets)).repeat().prefetch(tf.data.AUTOTUNE)
+    return fit_runner(model, (inputs, targets), steps)
+
+
+def fit_runner(model, batch, steps):
+    """Runs one `fit` step of the compiled `model` on `batch`, and returns a callable fitting `steps` more.
+
+    The first step pays for tracing (and XLA), so the callable times only
+    steady-state steps. `batch` is what the model's `train_step` receives:
+    an `(inputs, targets)` tuple, or a dict for a custom `train_step`.
+    """
+    dataset = tf.data.Dataset.from_tensors(batch).repeat().prefetch(tf.data.AUTOTUNE)
     model.fit(dataset, steps_per_epoch=1, epochs=1, verbose=0, shuffle=False)
     return lambda: model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0, shuffle=False)
 

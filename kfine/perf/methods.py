@@ -1,0 +1,152 @@
+"""The train steps of adversarial and fact-check-feedback fine-tuning over the plain MLE step.
+
+Each method's trainer is built and compiled as the method builds it (its
+own losses, optimizers and XLA setting), on a copy of the shipped LM, and
+trains on one batch of its own data: for `adversarial`, finetune facts with
+knowledge corruptions (`adversarial_examples`); for `factcheck`, the
+shipped LM's samples of finetune prompts checked against the KG and turned
+into references, unlikelihood negatives and preference pairs
+(`FactCheckFineTuner`). Every batch has `size.batch_size` rows padded to
+the LM's sequence length, so each step reads as many rows and positions as
+the MLE step's packed batch; the method's own batches are only as wide as
+its longest sentence (recorded as `natural_width`), so its absolute steps
+are cheaper than these. All steps are timed in turns with an MLE step of
+the same LM (see `timing.interleaved`).
+"""
+
+import dataclasses
+import inspect
+
+import keras
+import numpy as np
+
+from kfine.evaluation.task import QUICK as QUICK_TASK
+from kfine.evaluation.task import FactTask
+from kfine.factcheck.knowledge_graph_checker import KnowledgeGraphChecker
+from kfine.knowledge.linker import EntityLinker
+from kfine.models.discriminator import build_discriminator
+from kfine.perf.timing import interleaved
+from kfine.perf.training import DEFAULT_JIT_COMPILE, fit_runner, packed_batch, train_step_runner
+from kfine.training.adversarial import AdversarialFineTuner, adversarial_dataset, adversarial_examples
+from kfine.training.factcheck import FULL_FEEDBACK, FactCheckFineTuner, prompt_references
+from kfine.training.mle import next_token_loss
+
+# The XLA setting both methods compile with when not told otherwise ("auto": XLA on accelerators only).
+METHOD_JIT_COMPILE = inspect.signature(AdversarialFineTuner.compile).parameters["jit_compile"].default
+
+
+def copy_model(language_model):
+    """A fresh `CausalLanguageModel` with `language_model`'s architecture and weights (trained apart)."""
+    copy = language_model.__class__.from_config(language_model.get_config())
+    copy.set_weights(language_model.get_weights())
+    return copy
+
+
+def pad_width(batch, widths):
+    """`batch` (a dict of arrays) with the last axis of each key in `widths` zero-padded to its width."""
+    padded = {}
+    for key, value in batch.items():
+        value = np.asarray(value)
+        if key in widths:
+            value = np.pad(value, [(0, 0)] * (value.ndim - 1) + [(0, widths[key] - value.shape[-1])])
+        padded[key] = value
+    return padded
+
+
+def adversarial_runner(language_model, task, size):
+    """`fine_tune_adversarial`'s trainer on one batch of its data; returns `(runner, jit_compile, natural_width)`."""
+    model = copy_model(language_model)
+    # As `fine_tune_adversarial` builds and compiles it: knowledge-aware, straight-through Gumbel, MLE term kept.
+    fine_tuner = AdversarialFineTuner(model, build_discriminator(model), answer_length=4, mle_weight=1.0,
+                                      adversarial_weight=0.5, label_smoothing=0.1, seed=0)
+    fine_tuner.compile(generator_optimizer=keras.optimizers.Adam(1e-4, global_clipnorm=1.0),
+                       discriminator_optimizer=keras.optimizers.Adam(5e-4, global_clipnorm=1.0))
+    examples = adversarial_examples(task, model.tokenizer, fine_tuner.answer_length, model.sequence_length)
+    batch = next(iter(adversarial_dataset(examples, size.batch_size)))
+    width = model.sequence_length
+    batch = pad_width(batch, {"token_ids": width, "corrupted_ids": width})
+    return fit_runner(fine_tuner, batch, size.train_steps), fine_tuner.jit_compile, examples["token_ids"].shape[1]
+
+
+def feedback_runners(language_model, task, size):
+    """`FactCheckFineTuner`'s trainer, without and with the preference loss, on one batch of a round's data.
+
+    The samples come from the shipped LM (top-k, as a round samples them)
+    on `size.batch_size` finetune prompts, checked by the exact KG checker.
+
+    Returns:
+        `(runners, jit_compile, natural_width, counts)`: runners `factcheck`
+        (MLE + unlikelihood) and `factcheck_dpo` (+ DPO), the resolved XLA
+        setting, the round's widest row, and what went into the round's data.
+    """
+    references = prompt_references(task)
+    prompts = list(references)[: size.batch_size]
+    reference_rows = {prompt: language_model.tokenizer.encode_batch(references[prompt], add_eos=True)
+                      for prompt in prompts}
+    checker = KnowledgeGraphChecker(task.model_graph, task.templates)
+    # References are `[BOS] ... [EOS]` rows that the model reads less their last token.
+    width = language_model.sequence_length + 1
+    widths = {"references": width, "negatives": width, "chosen": width, "rejected": width,
+              "negative_mask": width - 1, "chosen_mask": width - 1, "rejected_mask": width - 1}
+    tuners = {
+        name: FactCheckFineTuner(copy_model(language_model), checker, seed=0, config=dataclasses.replace(
+            FULL_FEEDBACK, batch_size=size.batch_size, preference_weight=preference_weight))
+        for name, preference_weight in (("factcheck", 0.0), ("factcheck_dpo", 1.0))
+    }
+    # One round's samples serve both: the losses differ, not the data.
+    samples = tuners["factcheck"]._sample(prompts, round_index=0)
+    verdicts = checker.check([sentence for _, sentence, _ in samples])
+    runners = {}
+    for name, tuner in tuners.items():
+        dataset, counts = tuner._training_data(samples, verdicts, reference_rows)
+        batch = {key: value.numpy() for key, value in next(iter(dataset)).items()}
+        natural_width = max(batch[key].shape[1] for key in ("references", "negatives", "chosen", "rejected"))
+        runners[name] = fit_runner(tuner.trainer, pad_width(batch, widths), size.train_steps)
+    return runners, tuners["factcheck"].trainer.jit_compile, natural_width, counts
+
+
+def measure_methods(language_model, graph, templates, size):
+    """Times the adversarial and fact-check train steps against the MLE step, in turns; returns `(ratios, raw)`.
+
+    Args:
+        language_model: `CausalLanguageModel`. Every trainer trains a copy of it.
+        graph: `KnowledgeGraph` (the bundled one): the MLE batch's text and,
+            split as the bench splits it, the methods' facts.
+        templates: `Templates` of `graph`.
+        size: `PerfSize` (`batch_size`, `train_steps`, `repeats`).
+    """
+    task = FactTask(graph, templates, size=QUICK_TASK)
+    sequence_length = language_model.sequence_length
+    steps = size.train_steps
+    batch = packed_batch(language_model.tokenizer, EntityLinker(graph, language_model.tokenizer), graph, templates,
+                         size.batch_size, sequence_length)
+    runners = {"mle": train_step_runner(copy_model(language_model), batch["token_ids"], batch["targets"],
+                                        next_token_loss(), DEFAULT_JIT_COMPILE, steps)}
+    runners["adversarial"], adversarial_jit, adversarial_width = adversarial_runner(language_model, task, size)
+    feedback, feedback_jit, feedback_width, feedback_counts = feedback_runners(language_model, task, size)
+    runners.update(feedback)
+    timings = interleaved(runners, size.repeats)
+
+    step = {name: timing["seconds"] / steps for name, timing in timings.items()}
+    ratios = {
+        "adversarial_step_vs_mle": step["adversarial"] / step["mle"],
+        "factcheck_step_vs_mle": step["factcheck"] / step["mle"],
+    }
+    raw = {
+        "batch_size": size.batch_size,
+        "sequence_length": sequence_length,
+        "steps_per_repeat": steps,
+        "repeats": size.repeats,
+        "jit_compile": {"mle": DEFAULT_JIT_COMPILE, "method_setting": METHOD_JIT_COMPILE,
+                        "adversarial": adversarial_jit, "factcheck": feedback_jit},
+        "natural_width": {"adversarial": adversarial_width, "factcheck": feedback_width},
+        "factcheck_round": feedback_counts,
+        "step_seconds": step,
+        "step_cpu_seconds": {name: timing["cpu_seconds"] / steps for name, timing in timings.items()},
+        "factcheck_dpo_step_vs_mle": step["factcheck_dpo"] / step["mle"],
+        # The same ratios in CPU seconds, which a shared machine's load bends less.
+        "adversarial_step_vs_mle_cpu_time": timings["adversarial"]["cpu_seconds"] / timings["mle"]["cpu_seconds"],
+        "factcheck_step_vs_mle_cpu_time": timings["factcheck"]["cpu_seconds"] / timings["mle"]["cpu_seconds"],
+        "timings": timings,
+    }
+    return ratios, raw
