@@ -12,12 +12,12 @@ TensorFlow is imported only by the token paths, so `kfine.knowledge` still
 loads without it.
 """
 
-import dataclasses
 import functools
 import itertools
 import numbers
 import re
 import reprlib
+import typing
 import unicodedata
 
 import numpy as np
@@ -48,9 +48,12 @@ _HASH_ATTEMPTS = 8
 _PREFIX_ENTITY, _PREFIX_EXTENDS = 2, 1
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Mention:
+class Mention(typing.NamedTuple):
     """A mention of an entity in a text.
+
+    An immutable named tuple: `link` builds thousands a call, and a tuple
+    can be made without running Python code per mention (a frozen
+    dataclass cost a third of `link`'s time).
 
     Attributes:
         start: int. Character offset of the first character.
@@ -67,9 +70,8 @@ class Mention:
     surface: str
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class TokenMention:
-    """A mention of an entity in a sequence of token ids.
+class TokenMention(typing.NamedTuple):
+    """A mention of an entity in a sequence of token ids (an immutable named tuple, as `Mention`).
 
     Attributes:
         start: int. Index of the first token.
@@ -82,6 +84,10 @@ class TokenMention:
     end: int
     entity: str
     entity_id: int
+
+
+# `Mention(*fields)` without the Python-level `__new__` of named tuples.
+_new_mention = functools.partial(tuple.__new__, Mention)
 
 
 class EntityLinker:
@@ -230,11 +236,13 @@ class EntityLinker:
         # `parts` alternates whitespace and tokens, so running lengths give
         # each token's offsets: token k spans offsets[2k]..offsets[2k + 1].
         offsets = list(itertools.accumulate(map(len, parts)))
-        mentions = []
-        for first, stop, entity_id in matches:
-            start, end = offsets[2 * first], offsets[2 * stop - 1]
-            mentions.append(Mention(start, end, self._entities[entity_id], entity_id, text[start:end]))
-        return mentions
+        firsts, stops, entity_ids = zip(*matches)
+        starts = [offsets[2 * first] for first in firsts]
+        ends = [offsets[2 * stop - 1] for stop in stops]
+        # Column by column with `map`, so that the loops run in C.
+        surfaces = map(text.__getitem__, map(slice, starts, ends))
+        entities = map(self._entities.__getitem__, entity_ids)
+        return list(map(_new_mention, zip(starts, ends, entities, entity_ids, surfaces)))
 
     def _text_key(self, token):
         if not token.isascii():

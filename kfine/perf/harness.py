@@ -21,6 +21,9 @@ class PerfSize:
         matmul_size: int. Side of the square float32 matmul that measures peak FLOP/s.
         alias_entities: int. Synthetic entities for linking (each a name and an alias).
         linking_words: int. Words of text to link.
+        linking_repeats: int. Timed repeats of the linkers (each takes a
+            fraction of a second, so more of them cost little and steady
+            the minimum).
         kg_sizes: tuple of int. Triples of the synthetic KGs.
         generation_prompts: int. Prompts completed per timed repeat.
     """
@@ -31,6 +34,7 @@ class PerfSize:
     matmul_size: int
     alias_entities: int
     linking_words: int
+    linking_repeats: int
     kg_sizes: tuple
     generation_prompts: int
 
@@ -42,6 +46,7 @@ FULL = PerfSize(
     matmul_size=2048,
     alias_entities=50_000,
     linking_words=100_000,
+    linking_repeats=9,
     kg_sizes=(10_000, 100_000, 1_000_000),
     generation_prompts=64,
 )
@@ -52,6 +57,7 @@ QUICK = PerfSize(
     matmul_size=128,
     alias_entities=500,
     linking_words=500,
+    linking_repeats=1,
     kg_sizes=(300, 1_000, 3_000),
     generation_prompts=4,
 )

@@ -6,9 +6,19 @@ alias, made of random syllables, one to three words) and the same text
 whole words only, leftmost-longest; the number of mentions each finds is
 recorded beside its speed, so a fast tool that finds less shows up.
 Throughput is tokens (words) over CPU seconds, the wall-clock figure beside it.
+
+The linkers run in a fresh process, as in an application that imports
+kfine and links text: in the perf run's own process, the heap the training
+measurements left behind (over a million objects) makes every garbage
+collection that a linker's allocations trigger cost tens of milliseconds,
+landing on whichever contender happens to trigger it. Each call starts
+after a `gc.collect()` for the same reason.
 """
 
+import concurrent.futures
+import gc
 import importlib
+import multiprocessing
 import re
 
 import numpy as np
@@ -109,18 +119,28 @@ def _ahocorasick_linker(graph):
 
 
 def measure_linking(size):
-    """Links the same text with the three linkers, in turns; returns `(ratios, raw)`.
+    """Links the same text with the three linkers, in turns, in a fresh process; returns `(ratios, raw)`.
 
     Args:
-        size: `PerfSize` (`alias_entities`, `linking_words`, `repeats`).
+        size: `PerfSize` (`alias_entities`, `linking_words`, `linking_repeats`).
     """
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        return pool.submit(_measure_linking_here, size).result()
+
+
+def _measure_linking_here(size):
     graph = synthetic_aliases(size.alias_entities)
     text = synthetic_text(graph, size.linking_words)
     num_tokens = len(_WORD.findall(text))
     linker = EntityLinker(graph)
     contenders = {"kfine": linker.link, "flashtext": _flashtext_linker(graph), "pyahocorasick": _ahocorasick_linker(graph)}
     mentions = {name: len(link(text)) for name, link in contenders.items()}
-    timings = interleaved({name: (lambda link=link: link(text)) for name, link in contenders.items()}, size.repeats)
+    timings = interleaved(
+        {name: (lambda link=link: link(text)) for name, link in contenders.items()},
+        size.linking_repeats,
+        before_each=gc.collect,
+    )
     # Linking is single-threaded: CPU seconds are what it takes on an idle core (see `interleaved`).
     tokens_per_second = {name: num_tokens / timing["cpu_seconds"] for name, timing in timings.items()}
     wall_tokens_per_second = {name: num_tokens / timing["seconds"] for name, timing in timings.items()}

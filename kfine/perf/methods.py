@@ -17,17 +17,20 @@ the same LM (see `timing.interleaved`).
 import dataclasses
 import inspect
 
-import keras
 import numpy as np
 
 from kfine.evaluation.task import QUICK as QUICK_TASK
 from kfine.evaluation.task import FactTask
 from kfine.factcheck.knowledge_graph_checker import KnowledgeGraphChecker
 from kfine.knowledge.linker import EntityLinker
-from kfine.models.discriminator import build_discriminator
 from kfine.perf.timing import interleaved
 from kfine.perf.training import DEFAULT_JIT_COMPILE, fit_runner, packed_batch, train_step_runner
-from kfine.training.adversarial import AdversarialFineTuner, adversarial_dataset, adversarial_examples
+from kfine.training.adversarial import (
+    AdversarialFineTuner,
+    adversarial_dataset,
+    adversarial_examples,
+    build_adversarial_fine_tuner,
+)
 from kfine.training.factcheck import FULL_FEEDBACK, FactCheckFineTuner, prompt_references
 from kfine.training.mle import next_token_loss
 
@@ -56,11 +59,7 @@ def pad_width(batch, widths):
 def adversarial_runner(language_model, task, size):
     """`fine_tune_adversarial`'s trainer on one batch of its data; returns `(runner, jit_compile, natural_width)`."""
     model = copy_model(language_model)
-    # As `fine_tune_adversarial` builds and compiles it: knowledge-aware, straight-through Gumbel, MLE term kept.
-    fine_tuner = AdversarialFineTuner(model, build_discriminator(model), answer_length=4, mle_weight=1.0,
-                                      adversarial_weight=0.5, label_smoothing=0.1, seed=0)
-    fine_tuner.compile(generator_optimizer=keras.optimizers.Adam(1e-4, global_clipnorm=1.0),
-                       discriminator_optimizer=keras.optimizers.Adam(5e-4, global_clipnorm=1.0))
+    fine_tuner = build_adversarial_fine_tuner(model, seed=0)
     examples = adversarial_examples(task, model.tokenizer, fine_tuner.answer_length, model.sequence_length)
     batch = next(iter(adversarial_dataset(examples, size.batch_size)))
     width = model.sequence_length

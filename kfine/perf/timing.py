@@ -9,7 +9,7 @@ def load_average():
     return round(os.getloadavg()[0], 2)
 
 
-def interleaved(functions, repeats):
+def interleaved(functions, repeats, before_each=None):
     """Times several `functions` (a dict name -> callable) in turns, `repeats` rounds.
 
     Interleaving puts every contender under the same background load, so
@@ -17,7 +17,9 @@ def interleaved(functions, repeats):
     and process CPU seconds are kept: on a shared machine the CPU time of
     single-threaded work is what it would take on an idle core, while the
     wall time of multi-threaded work (a TensorFlow step) is what a user waits.
-    The minimum over rounds is the least disturbed run.
+    The minimum over rounds is the least disturbed run. `before_each`, if
+    given, runs untimed before every call (e.g. `gc.collect`, so that no
+    contender pays for the garbage of the one before it).
 
     Returns:
         dict name -> {"seconds": min wall, "cpu_seconds": min CPU,
@@ -27,6 +29,8 @@ def interleaved(functions, repeats):
     load_before = load_average()
     for _ in range(repeats):
         for name, function in functions.items():
+            if before_each is not None:
+                before_each()
             wall, cpu = time.perf_counter(), time.process_time()
             function()
             results[name]["all"].append(round(time.perf_counter() - wall, 6))

@@ -406,6 +406,20 @@ def adversarial_dataset(examples, batch_size, seed=0):
 
 
 @register_method("adversarial")
+def build_adversarial_fine_tuner(model, seed):
+    """The compiled `AdversarialFineTuner` of the `adversarial` method around `model` (with a new discriminator).
+
+    `kfine bench --perf` times this same trainer, so the method's settings live here once.
+    """
+    fine_tuner = AdversarialFineTuner(model, build_discriminator(model), answer_length=4, mle_weight=1.0,
+                                      adversarial_weight=0.5, label_smoothing=0.1, seed=seed)
+    fine_tuner.compile(
+        generator_optimizer=keras.optimizers.Adam(1e-4, global_clipnorm=1.0),
+        discriminator_optimizer=keras.optimizers.Adam(5e-4, global_clipnorm=1.0),
+    )
+    return fine_tuner
+
+
 def fine_tune_adversarial(task, pretrained, seed, log_dir, quick=False, verbose=0):
     """The baseline's MLE fine-tune, then adversarial epochs with the MLE term kept.
 
@@ -415,13 +429,7 @@ def fine_tune_adversarial(task, pretrained, seed, log_dir, quick=False, verbose=
     and a `DivergenceGuard` keeps the last good weights.
     """
     model = fine_tune_baseline(task, pretrained, seed, log_dir, quick=quick, verbose=verbose).model
-    discriminator = build_discriminator(model)
-    fine_tuner = AdversarialFineTuner(model, discriminator, answer_length=4, mle_weight=1.0, adversarial_weight=0.5,
-                                      label_smoothing=0.1, seed=seed)
-    fine_tuner.compile(
-        generator_optimizer=keras.optimizers.Adam(1e-4, global_clipnorm=1.0),
-        discriminator_optimizer=keras.optimizers.Adam(5e-4, global_clipnorm=1.0),
-    )
+    fine_tuner = build_adversarial_fine_tuner(model, seed)
     examples = adversarial_examples(task, model.tokenizer, fine_tuner.answer_length, model.sequence_length, seed=seed)
     generator = Generator(model, model.tokenizer)
     sample_prompts = [prompt.text for prompt, _ in task.evaluation_prompts("heldout")[:4]]
