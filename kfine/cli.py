@@ -213,6 +213,8 @@ def cmd_check(args):
 def cmd_bench(args):
     if args.perf:
         return cmd_perf(args)
+    if args.runs != 1:
+        raise KfineError("--runs: repeats the speed measurement; use it with --perf")
     from kfine.evaluation.bench import run_bench
     from kfine.models.loading import model_file
     from kfine.training.methods import get_method
@@ -236,9 +238,13 @@ def cmd_bench(args):
 
 
 def cmd_perf(args):
-    from kfine.perf.harness import run_perf
+    from kfine.perf.harness import run_perf, run_perf_runs
 
-    results = run_perf(_pretrained(args), args.out, quick=args.quick)
+    _check_out(args.out)
+    if args.runs > 1:
+        results = run_perf_runs(_pretrained(args), args.out, args.runs, quick=args.quick)
+    else:
+        results = run_perf(_pretrained(args), args.out, quick=args.quick)
     with open(os.path.join(args.out, "perf.md"), encoding="utf-8") as stream:
         print(stream.read())
     print(f"wrote {args.out}/perf.json and perf.md ({len(results['ratios'])} ratios)")
@@ -320,6 +326,8 @@ def build_parser():
     _add_strategy_arguments(bench)
     bench.add_argument("--perf", action="store_true",
                        help="measure speed instead (training, linking, KG scaling, generation): OUT/perf.json, perf.md")
+    bench.add_argument("--runs", type=_positive_int, default=1,
+                       help="with --perf: measure N times, each in a fresh process, and report the median of each ratio")
     bench.add_argument("--init-embeddings", metavar="DIR", help="KG embeddings from `kfine kg embed` for the knowledge method")
     bench.set_defaults(run=cmd_bench)
 

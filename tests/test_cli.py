@@ -60,6 +60,7 @@ def error_cases(kg, bad, model):
             ["bench", "--triples", bad["malformed"], "--templates", kg["templates"], "--model", model, "--out", out],
             f"{bad['malformed']}:3:"),
         "seeds_zero": (["bench", *kg_flags, "--model", model, "--seeds", "0", "--out", out], "--seeds"),
+        "runs_without_perf": (["bench", *kg_flags, "--model", model, "--runs", "3", "--out", out], "--runs"),
         "unknown_method": (["bench", *kg_flags, "--model", model, "--methods", "baseline,nope", "--out", out],
                            "--methods: unknown method 'nope'"),
         "model_missing_dir": (["generate", "--model", missing_model, "Alda Varenko was born in"], missing_model),
@@ -107,8 +108,8 @@ def runs(people_kg_files, bad_inputs, pretrained_dir, tmp_path_factory):
 
 
 CASES = [
-    "missing_triples_file", "triples_without_templates", "malformed_triples_file", "seeds_zero", "unknown_method",
-    "model_missing_dir", "model_text_file", "model_not_kfine",
+    "missing_triples_file", "triples_without_templates", "malformed_triples_file", "seeds_zero", "runs_without_perf",
+    "unknown_method", "model_missing_dir", "model_text_file", "model_not_kfine",
 ]
 
 

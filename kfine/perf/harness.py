@@ -1,8 +1,12 @@
 """`run_perf`: every perf measurement in one run, written to perf.json and perf.md."""
 
 import dataclasses
+import json
 import os
 import platform
+import statistics
+import subprocess
+import sys
 import time
 
 from kfine.io import atomic_file, write_json
@@ -139,6 +143,71 @@ def run_perf(pretrained, out_dir, quick=False, echo=print):
     with atomic_file(os.path.join(out_dir, "perf.md")) as stream:
         stream.write(perf_table(results) + "\n")
     return results
+
+
+def run_perf_runs(pretrained, out_dir, runs, quick=False, echo=print):
+    """Runs `kfine bench --perf` `runs` times, each in a fresh process; writes the medians.
+
+    Run K writes `out_dir/run-K/perf.json` and `perf.md`; `out_dir/perf.json`
+    holds the median of each ratio (`{"ratios": medians, "raw": {"runs":
+    [each run's ratios and load]}}`) and `out_dir/perf.md` a table of the
+    medians beside every run's value. Fresh processes, so that no run
+    inherits another's heap, caches or compiled functions.
+
+    Args:
+        pretrained: str. As for `run_perf`.
+        out_dir: str.
+        runs: int. How many runs.
+        quick: bool. As for `run_perf`.
+        echo: callable for progress lines.
+
+    Returns:
+        The dict written to `out_dir/perf.json`.
+
+    Raises:
+        KfineError: a run failed (its output was shown as it ran).
+    """
+    from kfine.errors import KfineError
+
+    per_run = []
+    for index in range(1, runs + 1):
+        run_dir = os.path.join(out_dir, f"run-{index}")
+        echo(f"run {index} of {runs}: {run_dir}")
+        command = [sys.executable, "-m", "kfine.cli", "bench", "--perf", "--model", pretrained, "--out", run_dir]
+        if subprocess.run(command + (["--quick"] if quick else [])).returncode != 0:
+            raise KfineError(f"kfine bench --perf run {index} of {runs} failed; see its output above")
+        with open(os.path.join(run_dir, "perf.json"), encoding="utf-8") as stream:
+            run = json.load(stream)
+        per_run.append(
+            {"out": run_dir, "ratios": run["ratios"], "load": [run["raw"]["load_at_start"], run["raw"]["load_at_end"]]}
+        )
+    names = list(per_run[0]["ratios"])
+    medians = {name: statistics.median(run["ratios"][name] for run in per_run) for name in names}
+    results = {"ratios": medians, "raw": {"runs": per_run, "device": device_description()}}
+    write_json(os.path.join(out_dir, "perf.json"), results)
+    with atomic_file(os.path.join(out_dir, "perf.md")) as stream:
+        stream.write(median_table(results) + "\n")
+    return results
+
+
+def median_table(results):
+    """A markdown table of the median ratios, each run's value beside them, and the targets."""
+    runs = results["raw"]["runs"]
+    lines = [
+        "| measurement | median | " + " | ".join(f"run {index}" for index in range(1, len(runs) + 1)) + " | target | met |",
+        "|---|---|" + "---|" * len(runs) + "---|---|",
+    ]
+    for name, value in results["ratios"].items():
+        target = TARGETS.get(name)
+        met = "" if target is None else ("yes" if _meets(value, target) else "no")
+        each = " | ".join(f"{run['ratios'][name]:.3f}" for run in runs)
+        lines.append(f"| {name} | {value:.3f} | {each} | {_target_text(target)} | {met} |")
+    device = results["raw"]["device"]
+    loads = ", ".join(f"{run['load'][0]}-{run['load'][1]}" for run in runs)
+    lines += ["", f"Median of {len(runs)} runs, each in a fresh process (every run's figures: run-K/perf.md). "
+                  f"Device: {device['cpu']}, {device['cpu_cores']} cores, GPUs: {device['gpus'] or 'none'}; "
+                  f"TensorFlow {device['tensorflow']}, Keras {device['keras']}; load average per run {loads}."]
+    return "\n".join(lines)
 
 
 def perf_table(results):

@@ -3,11 +3,15 @@
 import json
 import math
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
 from kfine.cli import main
+from kfine.errors import KfineError
+from kfine.perf import harness
 from kfine.datasets.geonames import build_geonames
 from kfine.perf.harness import TARGETS
 from kfine.perf.kg_scaling import synthetic_triples
@@ -124,3 +128,35 @@ def test_pad_width_pads_the_last_axis_of_the_named_keys():
     assert padded["rows"].shape == (2, 5) and padded["rows"][:, 3:].sum() == 0
     assert padded["nested"].shape == (2, 4, 6) and padded["nested"][..., :3].all()
     assert padded["weights"].shape == (2,)
+
+
+def test_runs_are_fresh_processes_and_the_ratios_their_medians(tmp_path, monkeypatch):
+    commands = []
+
+    def fake_run(command):
+        # Stands in for `kfine bench --perf --out RUN_DIR` in a fresh process.
+        commands.append(command)
+        run_dir = command[command.index("--out") + 1]
+        index = len(commands)
+        os.makedirs(run_dir)
+        ratios = {"injection_overhead": [1.3, 1.1, 1.2][index - 1], "xla_speedup": [0.9, 1.0, 0.8][index - 1]}
+        with open(os.path.join(run_dir, "perf.json"), "w", encoding="utf-8") as stream:
+            json.dump({"ratios": ratios, "raw": {"load_at_start": 1.0, "load_at_end": 2.0}}, stream)
+        return subprocess.CompletedProcess(command, 0)
+
+    monkeypatch.setattr(harness.subprocess, "run", fake_run)
+    results = harness.run_perf_runs("model_dir", str(tmp_path / "out"), runs=3, quick=True, echo=lambda line: None)
+    assert [command[-1] for command in commands] == ["--quick"] * 3
+    assert all(command[:3] == [sys.executable, "-m", "kfine.cli"] for command in commands)
+    assert results["ratios"] == {"injection_overhead": 1.2, "xla_speedup": 0.9}
+    with open(tmp_path / "out" / "perf.json", encoding="utf-8") as stream:
+        assert json.load(stream)["ratios"] == results["ratios"]
+    table = (tmp_path / "out" / "perf.md").read_text(encoding="utf-8")
+    assert "| injection_overhead | 1.200 | 1.300 | 1.100 | 1.200 | <= 1.15 | no |" in table
+    assert "Median of 3 runs" in table
+
+
+def test_a_failed_run_stops_with_an_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(harness.subprocess, "run", lambda command: subprocess.CompletedProcess(command, 1))
+    with pytest.raises(KfineError, match="run 1 of 2 failed"):
+        harness.run_perf_runs("model_dir", str(tmp_path / "out"), runs=2, echo=lambda line: None)
