@@ -14,17 +14,6 @@ METADATA_FILE = "training.json"
 KERAS_HUB_CONFIG = "config.json"  # marks a keras-hub preset folder
 
 
-
-def copy_model(model):
-    """A new model with `model`'s architecture and weights, trained apart from it (no optimizer state).
-
-    For built models, e.g. a loaded `CausalLanguageModel`.
-    """
-    copy = model.__class__.from_config(model.get_config())
-    copy.set_weights(model.get_weights())
-    return copy
-
-
 def model_file(path):
     """Returns the `.keras` file of a model directory (or `path` if it is one)."""
     if os.path.isdir(path):

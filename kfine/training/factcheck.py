@@ -31,7 +31,6 @@ from kfine.factcheck.knowledge_graph_checker import KnowledgeGraphChecker
 from kfine.factcheck.verdict import REFUTED, SUPPORTED
 from kfine.knowledge.templates import Templates
 from kfine.models.generation import Generator
-from kfine.models.loading import copy_model
 from kfine.training.baseline import fine_tune_baseline
 from kfine.training.methods import register_method
 from kfine.training.mle import next_token_loss
@@ -201,7 +200,8 @@ class FactCheckFineTuner:
         self.log_dir = log_dir
         self.verbose = verbose
         # The frozen reference of the preference loss: the model before any feedback.
-        self.reference_model = copy_model(language_model)
+        self.reference_model = language_model.__class__.from_config(language_model.get_config())
+        self.reference_model.set_weights(language_model.get_weights())
         self.trainer = FeedbackTrainer(language_model, self.config)
         self.trainer.compile(optimizer=keras.optimizers.AdamW(learning_rate=self.config.learning_rate,
                                                               weight_decay=0.01))
@@ -429,8 +429,10 @@ def build_checker(kind, task, language_model, seed=0, log_dir=None, quick=False,
     graph = task.model_graph
     if kind == "kg":
         return KnowledgeGraphChecker(graph, task.templates), None
+    backbone = language_model.__class__.from_config(language_model.get_config())
+    backbone.set_weights(language_model.get_weights())
     checker, seen_corruptions = train_fact_checker(
-        copy_model(language_model), graph, task.templates, task.finetune_triples,
+        backbone, graph, task.templates, task.finetune_triples,
         epochs=CHECKER_QUICK_EPOCHS if quick else CHECKER_FULL_EPOCHS, seed=seed,
         log_dir=os.path.join(log_dir, "checker") if log_dir else None, verbose=verbose)
     evaluation = evaluate_checker(checker, task, seen_corruptions, seed)
