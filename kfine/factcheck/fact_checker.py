@@ -9,6 +9,7 @@ from kfine.factcheck.verdict import REFUTED, SUPPORTED, Verdict
 from kfine.models.causal_lm import CausalLanguageModel
 from kfine.knowledge.verbalizer import Verbalizer
 from kfine.models.loading import model_file, save_model
+from kfine.training.seeding import seed_training
 
 FACT_CHECKER_KIND = "kfine-fact-checker"
 
@@ -176,7 +177,8 @@ def train_fact_checker(language_model, knowledge_graph, templates, triples, epoc
         negatives_per_fact: int.
         batch_size: int.
         learning_rate: float. Peak AdamW learning rate (cosine decay).
-        seed: int.
+        seed: int. Seeds the corruptions, the head, shuffling and the dropout of
+            `language_model` (even if it was built before the call).
         log_dir: str or None. TensorBoard directory.
         verbose: Keras verbosity.
 
@@ -184,7 +186,7 @@ def train_fact_checker(language_model, knowledge_graph, templates, triples, epoc
         `(checker, corruptions)`: the trained `FactChecker` and the corrupted
         triples it saw (exclude them to evaluate on new ones).
     """
-    keras.utils.set_random_seed(seed)
+    seed_training(seed, language_model)
     corruptions = corrupt_triples(knowledge_graph, triples, negatives_per_fact, seed=seed)
     sentences, labels = labelled_claims(Verbalizer(templates), triples, corruptions)
     checker = FactChecker(language_model, name="fact_checker")
