@@ -1,5 +1,7 @@
 """Relational message passing (R-GCN) over a knowledge graph's entities."""
 
+import weakref
+
 import keras
 import numpy as np
 
@@ -207,6 +209,11 @@ class KnowledgeGraphEncoder(keras.layers.Layer):
         """Returns the encoded table, `(num_entities + 1, embedding_dim)` in the compute dtype; row 0 is zeros."""
         if not self.built:
             self.build()
+        if training is True and self.num_layers and self.num_edges >= XLA_MIN_EDGES:
+            return _xla_entity_table(self)()
+        return self._entity_table(training)
+
+    def _entity_table(self, training):
         dtype = self.compute_dtype
         rows, dim = self.num_entities + 1, self.embedding_dim
         num_directed = 2 * self.num_relations
@@ -284,6 +291,32 @@ class KnowledgeGraphEncoder(keras.layers.Layer):
             }
         )
         return config
+
+
+# In training the message passing runs every step on the same shapes, so on
+# the TensorFlow backend it is compiled with XLA, once per layer, even when
+# the model around it is not (on a CPU the rest of a model may run better
+# without): its gathers, scatters and element-wise work fuse. On the bundled
+# KG that took the encoder's forward, backward and update from ~41 to ~34 ms
+# of CPU a step. The compilation (~1 s) pays off from about this many facts;
+# smaller graphs run as they are.
+XLA_MIN_EDGES = 1000
+# One XLA-compiled training table function per encoder, dropped with it.
+_XLA_ENTITY_TABLES = weakref.WeakKeyDictionary()
+
+
+def _xla_entity_table(encoder):
+    if keras.backend.backend() != "tensorflow":
+        return lambda: encoder._entity_table(training=True)
+    function = _XLA_ENTITY_TABLES.get(encoder)
+    if function is None:
+        import tensorflow as tf  # Only on the TensorFlow backend.
+
+        # A weak reference: a strong one in the function would keep the encoder alive.
+        reference = weakref.ref(encoder)
+        function = tf.function(lambda: reference()._entity_table(training=True), jit_compile=True)
+        _XLA_ENTITY_TABLES[encoder] = function
+    return function
 
 
 def check_fingerprint(layer, knowledge_graph):

@@ -416,9 +416,14 @@ class KnowledgeInjectionLayer(keras.layers.Layer):
         has_facts = counts > 0
 
         relation_keys = keras.ops.cast(self.encoder.relation_embeddings, dtype)[:num_relations]
-        query = self.memory_query(hidden_states)
+        # The query only meets the keys, so memory_query's kernel and bias are
+        # multiplied by them first: one (hidden_dim, relations) matmul per
+        # position instead of a (hidden_dim, entity_dim) one and then another.
+        key_columns = keras.ops.transpose(relation_keys)
+        query_kernel = keras.ops.matmul(keras.ops.cast(self.memory_query.kernel, dtype), key_columns)
+        query_bias = keras.ops.matmul(keras.ops.cast(self.memory_query.bias, dtype)[None, :], key_columns)
         # Softmax in float32 so that the mask value and sums are exact under mixed precision.
-        scores = keras.ops.cast(keras.ops.matmul(query, keras.ops.transpose(relation_keys)), "float32")
+        scores = keras.ops.cast(keras.ops.matmul(hidden_states, query_kernel) + query_bias, "float32")
         scores = scores / np.sqrt(self.entity_dim).astype("float32") + keras.ops.log(keras.ops.maximum(counts, 1.0))
         # An entity without facts has no relation to attend to: its read is zeros.
         scores = keras.ops.where(has_facts, scores, _LARGE_NEGATIVE)
@@ -439,10 +444,14 @@ class KnowledgeInjectionLayer(keras.layers.Layer):
     def _fuse(self, hidden_states, knowledge):
         if self.mode == "concat":
             return keras.ops.concatenate([hidden_states, knowledge], axis=-1)
-        update = self.knowledge_projection(knowledge)
-        if self.mode == "gated":
-            update = keras.ops.sigmoid(self.token_gate(hidden_states) + self.knowledge_gate(knowledge)) * update
-        return hidden_states + update
+        if self.mode == "add":
+            return hidden_states + self.knowledge_projection(knowledge)
+        # knowledge_gate and knowledge_projection read the same input: one
+        # matmul with their kernels side by side instead of two.
+        kernels = keras.ops.concatenate([self.knowledge_gate.kernel, self.knowledge_projection.kernel], axis=1)
+        fused = keras.ops.matmul(knowledge, keras.ops.cast(kernels, self.compute_dtype))
+        gate, update = keras.ops.split(fused, 2, axis=-1)
+        return hidden_states + keras.ops.sigmoid(self.token_gate(hidden_states) + gate) * update
 
     def entity_scores(self, features, training=False):
         """Scores every KG entity from `features` (an entity output head tied to the encoder's table).

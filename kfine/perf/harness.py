@@ -21,7 +21,11 @@ class PerfSize:
         batch_size: int. Sequences per train step (sequence length is the model's),
             for the LMs and for the fine-tuning methods alike.
         train_steps: int. Train steps per timed repeat.
-        repeats: int. Timed repeats of everything; the minimum counts.
+        repeats: int. Timed repeats of generation and of the fine-tuning
+            methods; the minimum counts.
+        training_repeats: int. Timed repeats of the six train-step contenders
+            (the ratios with targets: on a shared machine single repeats
+            vary by 10-20%, and more of them steady the minimum).
         matmul_size: int. Side of the square float32 matmul that measures peak FLOP/s.
         alias_entities: int. Synthetic entities for linking (each a name and an alias).
         linking_words: int. Words of text to link.
@@ -35,6 +39,7 @@ class PerfSize:
     batch_size: int
     train_steps: int
     repeats: int
+    training_repeats: int
     matmul_size: int
     alias_entities: int
     linking_words: int
@@ -47,6 +52,7 @@ FULL = PerfSize(
     batch_size=64,
     train_steps=4,
     repeats=3,
+    training_repeats=7,
     matmul_size=2048,
     alias_entities=50_000,
     linking_words=100_000,
@@ -58,6 +64,7 @@ QUICK = PerfSize(
     batch_size=4,
     train_steps=1,
     repeats=1,
+    training_repeats=1,
     matmul_size=128,
     alias_entities=500,
     linking_words=500,

@@ -192,7 +192,7 @@ def measure_training(language_model, architecture, graph, templates, size):
         injected_lm(kfine_lm(), graph), knowledge_inputs, targets, loss, DEFAULT_JIT_COMPILE, steps
     )
     runners["matmul"] = matmul_runner(size.matmul_size)
-    timings = interleaved(runners, size.repeats)
+    timings = interleaved(runners, size.training_repeats)
 
     default = "xla" if DEFAULT_JIT_COMPILE else "no_xla"
     step = {name: timing["seconds"] / steps for name, timing in timings.items() if name != "matmul"}
@@ -214,7 +214,7 @@ def measure_training(language_model, architecture, graph, templates, size):
         "optimizer": f"AdamW(learning_rate={LEARNING_RATE}, weight_decay=0.01)",
         "default_jit_compile": DEFAULT_JIT_COMPILE,
         "steps_per_repeat": steps,
-        "repeats": size.repeats,
+        "repeats": size.training_repeats,
         "step_seconds": step,
         "step_cpu_seconds": {name: timings[name]["cpu_seconds"] / steps for name in step},
         "tokens_per_second": {name: tokens_per_step / seconds for name, seconds in step.items()},

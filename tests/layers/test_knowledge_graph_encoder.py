@@ -5,11 +5,12 @@ import json
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from layer_test_case import check_invalid_init_kwargs, run_layer_test
 
 from kfine.errors import ModelError
 from kfine.knowledge.graph import KnowledgeGraph
-from kfine.layers import KnowledgeGraphEncoder
+from kfine.layers import KnowledgeGraphEncoder, knowledge_graph_encoder
 
 # Entities sort as Ada=0, Bo=1, Cy=2, Dee=3; relations as knows=0, likes=1.
 TOY_TRIPLES = [
@@ -156,3 +157,41 @@ def test_check_knowledge_graph(toy_kg):
     )
     with pytest.raises(ModelError, match="without a knowledge-graph fingerprint"):
         unchecked.check_knowledge_graph(toy_kg)
+
+
+def table_and_gradients(encoder):
+    with tf.GradientTape() as tape:
+        table = encoder.entity_table(training=True)
+        loss = keras.ops.sum(keras.ops.tanh(table) * keras.ops.arange(table.shape[-1], dtype="float32"))
+    return table, tape.gradient(loss, encoder.trainable_weights)
+
+
+def test_training_table_compiled_with_xla_matches_the_plain_one(toy_kg, monkeypatch):
+    encoder = KnowledgeGraphEncoder(toy_kg, embedding_dim=4, num_layers=2)  # no dropout: both paths agree exactly
+    encoder.build()
+    monkeypatch.setattr(knowledge_graph_encoder, "XLA_MIN_EDGES", 10**9)
+    plain_table, plain_gradients = table_and_gradients(encoder)
+    assert encoder not in knowledge_graph_encoder._XLA_ENTITY_TABLES
+    monkeypatch.setattr(knowledge_graph_encoder, "XLA_MIN_EDGES", 0)
+    compiled_table, compiled_gradients = table_and_gradients(encoder)
+    assert encoder in knowledge_graph_encoder._XLA_ENTITY_TABLES
+    np.testing.assert_allclose(compiled_table, plain_table, rtol=1e-5, atol=1e-6)
+    for weight, compiled, plain in zip(encoder.trainable_weights, compiled_gradients, plain_gradients):
+        if weight is encoder.relation_embeddings:  # the injection layer's keys; the table does not read them
+            assert compiled is None and plain is None
+        else:
+            np.testing.assert_allclose(compiled, plain, rtol=1e-5, atol=1e-6, err_msg=weight.path)
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_fit_with_the_xla_compiled_training_table(toy_kg, monkeypatch, jit_compile):
+    monkeypatch.setattr(knowledge_graph_encoder, "XLA_MIN_EDGES", 0)
+    entity_input = keras.Input((3,), dtype="int32")
+    encoder = KnowledgeGraphEncoder(toy_kg, embedding_dim=4, dropout=0.1)
+    model = keras.Model(entity_input, keras.layers.Dense(1)(encoder(entity_input)))
+    model.compile(optimizer="adam", loss="mse", jit_compile=jit_compile)
+    before = encoder.entity_embeddings.numpy()
+    history = model.fit(entity_ids(), np.ones((2, 3, 1), "float32"), epochs=2, verbose=0)
+    assert np.all(np.isfinite(history.history["loss"]))
+    assert not np.allclose(encoder.entity_embeddings.numpy(), before)
+    assert encoder in knowledge_graph_encoder._XLA_ENTITY_TABLES
