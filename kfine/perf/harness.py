@@ -21,17 +21,17 @@ class PerfSize:
         batch_size: int. Sequences per train step (sequence length is the model's),
             for the LMs and for the fine-tuning methods alike.
         train_steps: int. Train steps per timed repeat.
-        repeats: int. Timed repeats of generation and of the fine-tuning
-            methods; the minimum counts.
-        training_repeats: int. Timed repeats of the six train-step contenders
-            (the ratios with targets: on a shared machine single repeats
-            vary by 10-20%, and more of them steady the minimum).
+        repeats: int. Timed rounds of generation and of the fine-tuning
+            methods; each ratio is the median of the per-round ratios.
+        training_repeats: int. Timed rounds of the train-step contenders
+            (the ratios with targets: on a shared machine single rounds
+            vary by 10-20%, and more of them steady the median).
         matmul_size: int. Side of the square float32 matmul that measures peak FLOP/s.
         alias_entities: int. Synthetic entities for linking (each a name and an alias).
         linking_words: int. Words of text to link.
-        linking_repeats: int. Timed repeats of the linkers (each takes a
+        linking_repeats: int. Timed rounds of the linkers (each takes a
             fraction of a second, so more of them cost little and steady
-            the minimum).
+            the median).
         kg_sizes: tuple of int. Triples of the synthetic KGs.
         generation_prompts: int. Prompts completed per timed repeat.
     """

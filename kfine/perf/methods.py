@@ -23,7 +23,7 @@ from kfine.evaluation.task import QUICK as QUICK_TASK
 from kfine.evaluation.task import FactTask
 from kfine.factcheck.knowledge_graph_checker import KnowledgeGraphChecker
 from kfine.knowledge.linker import EntityLinker
-from kfine.perf.timing import interleaved
+from kfine.perf.timing import interleaved, min_ratio, paired_ratio
 from kfine.perf.training import DEFAULT_JIT_COMPILE, fit_runner, packed_batch, train_step_runner
 from kfine.training.adversarial import (
     AdversarialFineTuner,
@@ -128,8 +128,8 @@ def measure_methods(language_model, graph, templates, size):
 
     step = {name: timing["seconds"] / steps for name, timing in timings.items()}
     ratios = {
-        "adversarial_step_vs_mle": step["adversarial"] / step["mle"],
-        "factcheck_step_vs_mle": step["factcheck"] / step["mle"],
+        "adversarial_step_vs_mle": paired_ratio(timings, "adversarial", "mle"),
+        "factcheck_step_vs_mle": paired_ratio(timings, "factcheck", "mle"),
     }
     raw = {
         "batch_size": size.batch_size,
@@ -142,10 +142,12 @@ def measure_methods(language_model, graph, templates, size):
         "factcheck_round": feedback_counts,
         "step_seconds": step,
         "step_cpu_seconds": {name: timing["cpu_seconds"] / steps for name, timing in timings.items()},
-        "factcheck_dpo_step_vs_mle": step["factcheck_dpo"] / step["mle"],
+        "factcheck_dpo_step_vs_mle": paired_ratio(timings, "factcheck_dpo", "mle"),
         # The same ratios in CPU seconds, which a shared machine's load bends less.
-        "adversarial_step_vs_mle_cpu_time": timings["adversarial"]["cpu_seconds"] / timings["mle"]["cpu_seconds"],
-        "factcheck_step_vs_mle_cpu_time": timings["factcheck"]["cpu_seconds"] / timings["mle"]["cpu_seconds"],
+        "adversarial_step_vs_mle_cpu_time": paired_ratio(timings, "adversarial", "mle", cpu=True),
+        "factcheck_step_vs_mle_cpu_time": paired_ratio(timings, "factcheck", "mle", cpu=True),
+        "min_of_rounds": {name: min_ratio(timings, method, "mle") for name, method in
+                          (("adversarial_step_vs_mle", "adversarial"), ("factcheck_step_vs_mle", "factcheck"))},
         "timings": timings,
     }
     return ratios, raw

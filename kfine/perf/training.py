@@ -4,7 +4,10 @@ Every contender trains on the same batch (real sentences of the bundled KG,
 packed end to end into `(batch, sequence)` rows, so no step pays for
 padding), with the same loss and optimizer, and its train steps are timed
 in turns with the others and with a large float32 matmul, the machine's
-practical peak (see `timing.interleaved`).
+practical peak (see `timing.interleaved`). Every ratio is the median of
+the per-round ratios (`timing.paired_ratio`). A second, identical plain LM
+runs as a control: its ratio to the first shows how far two runs of the
+same model drift apart on the machine at the time.
 """
 
 import inspect
@@ -18,10 +21,12 @@ from kfine.knowledge.linker import EntityLinker
 from kfine.knowledge.verbalizer import Verbalizer
 from kfine.layers import KnowledgeInjectionLayer
 from kfine.models.causal_lm import build_causal_lm
-from kfine.perf.timing import interleaved
+from kfine.perf.timing import interleaved, min_ratio, paired_ratio
 from kfine.training.mle import next_token_loss, train_mle
 
 LEARNING_RATE = 1e-3
+# The second, identical plain LM: the measurement's own noise.
+CONTROL = "kfine_lm_control"
 # The XLA setting kfine trains with by default; the LM comparison uses it for both models.
 DEFAULT_JIT_COMPILE = inspect.signature(train_mle).parameters["jit_compile"].default
 
@@ -191,21 +196,28 @@ def measure_training(language_model, architecture, graph, templates, size):
     runners["kfine_lm_injected"] = train_step_runner(
         injected_lm(kfine_lm(), graph), knowledge_inputs, targets, loss, DEFAULT_JIT_COMPILE, steps
     )
+    runners[CONTROL] = train_step_runner(kfine_lm(), token_ids, targets, loss, DEFAULT_JIT_COMPILE, steps)
     runners["matmul"] = matmul_runner(size.matmul_size)
     timings = interleaved(runners, size.training_repeats)
 
     default = "xla" if DEFAULT_JIT_COMPILE else "no_xla"
+    lm = f"kfine_lm_{default}"
     step = {name: timing["seconds"] / steps for name, timing in timings.items() if name != "matmul"}
     tokens_per_step = size.batch_size * sequence_length
     flops_per_step = train_flops_per_token(architecture, len(vocabulary)) * tokens_per_step
-    peak = 2 * size.matmul_size**3 / timings["matmul"]["seconds"]
-    achieved = flops_per_step / step[f"kfine_lm_{default}"]
-    ratios = {
-        "lm_vs_kerashub": step[f"keras_hub_gpt2_{default}"] / step[f"kfine_lm_{default}"],
-        "injection_overhead": step["kfine_lm_injected"] / step[f"kfine_lm_{default}"],
-        "xla_speedup": step["kfine_lm_no_xla"] / step["kfine_lm_xla"],
-        "mfu": achieved / peak,
+    matmul_flops = 2 * size.matmul_size**3
+    peak = matmul_flops / timings["matmul"]["seconds"]
+    achieved = flops_per_step / step[lm]
+    pairs = {
+        "lm_vs_kerashub": (f"keras_hub_gpt2_{default}", lm),
+        "injection_overhead": ("kfine_lm_injected", lm),
+        "xla_speedup": ("kfine_lm_no_xla", "kfine_lm_xla"),
+        "control_vs_lm": (CONTROL, lm),
     }
+    # MFU = (train FLOPs / LM time) / (matmul FLOPs / matmul time), per round.
+    mfu_scale = flops_per_step * steps / matmul_flops
+    ratios = {name: paired_ratio(timings, *pair) for name, pair in pairs.items() if name != "control_vs_lm"}
+    ratios["mfu"] = mfu_scale * paired_ratio(timings, "matmul", lm)
     raw = {
         "batch_size": size.batch_size,
         "sequence_length": sequence_length,
@@ -218,14 +230,19 @@ def measure_training(language_model, architecture, graph, templates, size):
         "step_seconds": step,
         "step_cpu_seconds": {name: timings[name]["cpu_seconds"] / steps for name in step},
         "tokens_per_second": {name: tokens_per_step / seconds for name, seconds in step.items()},
-        "lm_vs_kerashub_xla": step["keras_hub_gpt2_xla"] / step["kfine_lm_xla"],
-        "lm_vs_kerashub_no_xla": step["keras_hub_gpt2_no_xla"] / step["kfine_lm_no_xla"],
-        "keras_hub_xla_speedup": step["keras_hub_gpt2_no_xla"] / step["keras_hub_gpt2_xla"],
+        "lm_vs_kerashub_xla": paired_ratio(timings, "keras_hub_gpt2_xla", "kfine_lm_xla"),
+        "lm_vs_kerashub_no_xla": paired_ratio(timings, "keras_hub_gpt2_no_xla", "kfine_lm_no_xla"),
+        "keras_hub_xla_speedup": paired_ratio(timings, "keras_hub_gpt2_no_xla", "keras_hub_gpt2_xla"),
+        # Two identical LMs: how far apart the machine put the same work (1.0 on a quiet machine).
+        "control_vs_lm": paired_ratio(timings, CONTROL, lm),
         # The same ratios in CPU seconds, which a shared machine's load bends less.
-        "injection_overhead_cpu_time": timings["kfine_lm_injected"]["cpu_seconds"]
-        / timings[f"kfine_lm_{default}"]["cpu_seconds"],
-        "mfu_cpu_time": (flops_per_step * steps / timings[f"kfine_lm_{default}"]["cpu_seconds"])
-        / (2 * size.matmul_size**3 / timings["matmul"]["cpu_seconds"]),
+        "injection_overhead_cpu_time": paired_ratio(timings, "kfine_lm_injected", lm, cpu=True),
+        "mfu_cpu_time": mfu_scale * paired_ratio(timings, "matmul", lm, cpu=True),
+        # The estimator used before: each contender's fastest round.
+        "min_of_rounds": {
+            **{name: min_ratio(timings, *pair) for name, pair in pairs.items()},
+            "mfu": mfu_scale * min_ratio(timings, "matmul", lm),
+        },
         "train_flops_per_step": flops_per_step,
         "achieved_flops_per_second": achieved,
         "matmul_size": size.matmul_size,

@@ -58,7 +58,19 @@ def test_perf_raw_records_device_load_and_work(perf_run):
     training = raw["training"]
     assert set(training["step_seconds"]) == {
         "kfine_lm_no_xla", "kfine_lm_xla", "keras_hub_gpt2_no_xla", "keras_hub_gpt2_xla", "kfine_lm_injected",
+        "kfine_lm_control",
     }
+    assert training["control_vs_lm"] > 0
+    # The fastest-round estimator's ratios stay beside the paired ones.
+    min_of_rounds = {
+        "training": {"lm_vs_kerashub", "injection_overhead", "xla_speedup", "control_vs_lm", "mfu"},
+        "linking": {"linker_vs_flashtext", "linker_vs_ahocorasick"},
+        "generation": {"constrained_vs_unconstrained"},
+        "methods": {"adversarial_step_vs_mle", "factcheck_step_vs_mle"},
+    }
+    for section, names in min_of_rounds.items():
+        assert set(raw[section]["min_of_rounds"]) == names, section
+        assert all(value > 0 for value in raw[section]["min_of_rounds"].values()), section
     for timing in training["timings"].values():
         assert len(timing["all"]) == training["repeats"] and len(timing["load"]) == 2
     linking = raw["linking"]
