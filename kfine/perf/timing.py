@@ -17,13 +17,12 @@ def interleaved(functions, repeats, before_each=None):
     their ratio is fairer than timing one after the other. Each round
     starts one contender later than the round before, so that no contender
     always follows the same one or holds the same place in every round.
-    Both wall-clock and process CPU seconds are kept:
-    on a shared machine the CPU time of single-threaded work is what it
-    would take on an idle core, while the wall time of multi-threaded work
-    (a TensorFlow step) is what a user waits. `before_each`, if given, runs
-    untimed before every call (e.g. `gc.collect`, so that no contender pays
-    for the garbage of the one before it). Compare contenders with
-    `paired_ratio`.
+    Both wall-clock and process CPU seconds are kept: on a shared machine
+    the CPU time of single-threaded work is what it would take on an idle
+    core, while the wall time of multi-threaded work (a TensorFlow step) is
+    what a user waits. `before_each`, if given, runs untimed before every
+    call (e.g. `gc.collect`, so that no contender pays for the garbage of
+    the one before it). Compare contenders with `paired_ratio`.
 
     Returns:
         dict name -> {"all": [wall per round...], "cpu_all": [CPU per round...],
