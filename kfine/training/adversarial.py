@@ -405,7 +405,6 @@ def adversarial_dataset(examples, batch_size, seed=0):
     return dataset.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
 
-@register_method("adversarial")
 def build_adversarial_fine_tuner(model, seed):
     """The compiled `AdversarialFineTuner` of the `adversarial` method around `model` (with a new discriminator).
 
@@ -420,6 +419,7 @@ def build_adversarial_fine_tuner(model, seed):
     return fine_tuner
 
 
+@register_method("adversarial")
 def fine_tune_adversarial(task, pretrained, seed, log_dir, quick=False, verbose=0):
     """The baseline's MLE fine-tune, then adversarial epochs with the MLE term kept.
 

@@ -36,7 +36,24 @@ def get_method(name):
     _load_builtin_methods()
     if name not in _METHODS:
         raise KfineError(f"--methods: unknown method {name!r}; known methods: {', '.join(sorted(_METHODS))}")
-    return _METHODS[name]
+    method = _METHODS[name]
+    _check_signature(name, method)
+    return method
+
+
+# Every method is called with these keyword arguments (see the module docstring).
+METHOD_PARAMETERS = ("task", "pretrained", "seed", "log_dir", "quick", "verbose")
+
+
+def _check_signature(name, method):
+    """KfineError (one line) when `method` cannot be called as a method is called."""
+    try:
+        inspect.signature(method).bind(**{parameter: None for parameter in METHOD_PARAMETERS})
+    except TypeError as error:
+        raise KfineError(
+            f"method {name!r}: {getattr(method, '__qualname__', method)} is registered but cannot be called "
+            f"as a method ({error}); a method takes {', '.join(METHOD_PARAMETERS)}"
+        ) from None
 
 
 def method_options(name, init_embeddings=None):
