@@ -29,6 +29,6 @@ setup(
         "numpy>=1.26",
     ],
     extras_require={"dev": ["pytest>=8", "pytest-xdist>=3.8", "hypothesis>=6", "flashtext>=2.7",
-                            "pyahocorasick>=2.0"]},
+                            "pyahocorasick>=2.0", "ruff>=0.17,<0.18"]},
     entry_points={"console_scripts": ["kfine=kfine.cli:main"]},
 )
