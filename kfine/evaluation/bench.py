@@ -8,6 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from kfine.evaluation.evaluate import evaluate_splits
+from kfine.evaluation.bench_units import BenchUnits
 from kfine.evaluation.intervals import bootstrap_interval
 from kfine.evaluation.metrics import ABSTAINED, CORRECT, HALLUCINATED, METRICS, mean_and_std
 from kfine.evaluation.perplexity import perplexity
@@ -74,45 +75,32 @@ def run_bench(task_files, pretrained, methods, seeds, out_dir, quick=False, verb
         echo(f"  {split} prompts by relation: " + ", ".join(f"{relation} {count}" for relation, count in mix.items()))
     for prompt, gold in task.evaluation_prompts("heldout")[:3]:
         echo(f"  e.g. held-out prompt: {prompt.text!r} -> {sorted(gold)}")
+    config = {
+        "triples": task_files["triples"], "templates": task_files["templates"], "aliases": task_files.get("aliases"),
+        "model": pretrained, "methods": methods, "seeds": seeds, "quick": quick, "split_seed": task.split_seed,
+        "constrained_decoding": constrained_decoding,
+        "kg_fingerprint": task.knowledge_graph.fingerprint(), "init_embeddings": init_embeddings,
+    }
+    units = BenchUnits(out_dir, config)
     per_seed = {}  # (method, split, metric) -> [value per seed]
     per_prompt = {}  # (method, split, metric) -> [per-prompt scores per seed], for the bootstrap
     judgement_records = []
-    prompt_counts = {}
     for method in methods:
         for seed in range(seeds):
-            started = time.time()
-            log_dir = os.path.join(out_dir, "tensorboard", method, str(seed))
-            with strategy_scope(strategy):
-                generator = method_functions[method](task, pretrained, seed, log_dir, quick=quick, verbose=verbose,
-                                                     **options[method])
-            generators = {method: generator}
-            if constrained_decoding:
-                generators[method + CONSTRAINED_SUFFIX] = constrained(generator, task.model_graph, task.templates)
-            for label, labelled_generator in generators.items():
-                evaluation = evaluate_splits(labelled_generator, task, SPLITS)
-                values = {(split, metric): rates[metric] for split, (rates, _) in evaluation.items()
-                          for metric in METRICS}
-                if label == method:
-                    # Constrained decoding changes only answer slots, not the model's perplexity.
-                    values[("heldout", "perplexity")] = perplexity(generator, task.heldout_sentences)
-                if constrained_decoding:
-                    values[("heldout", "ms_per_token")] = _ms_per_token(labelled_generator, task)
-                for split, (_, judgements) in evaluation.items():
-                    values[(split, "multiple_entities")] = sum(j.other_entity is not None for j in judgements)
-                    for metric, scores in _per_prompt_scores(judgements).items():
-                        per_prompt.setdefault((label, split, metric), []).append(scores)
-                    judgement_records += [_record(label, seed, split, j, gold) for j, (_, gold)
-                                          in zip(judgements, task.evaluation_prompts(split))]
-                for (split, metric), value in values.items():
-                    per_seed.setdefault((label, split, metric), []).append(value)
-                prompt_counts.update({split: len(judgements) for split, (_, judgements) in evaluation.items()})
-                label_dir = log_dir if label == method else os.path.join(out_dir, "tensorboard", label, str(seed))
-                _log_evaluation(label_dir, values, evaluation)
-                echo(
-                    f"[{label} seed {seed}] {time.time() - started:.0f}s  "
-                    + "  ".join(f"{split}: acc {evaluation[split][0]['accuracy']:.2f} "
-                                f"hall {evaluation[split][0]['hallucination_rate']:.2f}" for split in SPLITS)
-                )
+            unit = units.load(method, seed)
+            if unit is None:
+                unit = _run_unit(task, pretrained, method_functions[method], options[method], method, seed, out_dir,
+                                 quick, verbose, echo, strategy, constrained_decoding)
+                units.save(method, seed, unit)
+            else:
+                echo(f"[{method} seed {seed}] done in an earlier run: kept from {units.path(method, seed)}")
+            for label, outcome in unit.items():
+                for key, value in outcome["values"].items():
+                    per_seed.setdefault((label, *key.split("/")), []).append(value)
+                for key, scores in outcome["scores"].items():
+                    per_prompt.setdefault((label, *key.split("/")), []).append(np.array(scores, "float64"))
+                judgement_records += outcome["judgements"]
+    prompt_counts = {split: len(task.evaluation_prompts(split)) for split in SPLITS}
     for split in SPLITS:
         references = reference_correctness(task.model_graph, task.evaluation_prompts(split))
         for reference in REFERENCES:
@@ -129,12 +117,7 @@ def run_bench(task_files, pretrained, methods, seeds, out_dir, quick=False, verb
                      "ci_low": low, "ci_high": high,
                      "n_seeds": 0 if method in REFERENCES else len(values), "n_prompts": prompt_counts.get(split, 0)})
     results = {
-        "config": {
-            "triples": task_files["triples"], "templates": task_files["templates"], "aliases": task_files.get("aliases"),
-            "model": pretrained, "methods": methods, "seeds": seeds, "quick": quick, "split_seed": task.split_seed,
-            "constrained_decoding": constrained_decoding,
-            "kg_fingerprint": task.knowledge_graph.fingerprint(), "init_embeddings": init_embeddings,
-        },
+        "config": config,
         "relation_mix": relation_mix,
         "results": rows,
     }
@@ -145,6 +128,48 @@ def run_bench(task_files, pretrained, methods, seeds, out_dir, quick=False, verb
         stream.write(results_table(rows))
     write_chart(rows, os.path.join(out_dir, "results.png"))
     return results
+
+
+def _run_unit(task, pretrained, method_function, options, method, seed, out_dir, quick, verbose, echo, strategy,
+              constrained_decoding):
+    """Fine-tunes `method` with `seed` and evaluates it: `{label: {"values", "scores", "judgements"}}`.
+
+    The labels are the method and, with constrained decoding, `METHOD+constrained`;
+    `values` maps "split/metric" to the seed's value, `scores` maps
+    "split/metric" to per-prompt scores (the rates only), all plain JSON.
+    """
+    started = time.time()
+    log_dir = os.path.join(out_dir, "tensorboard", method, str(seed))
+    with strategy_scope(strategy):
+        generator = method_function(task, pretrained, seed, log_dir, quick=quick, verbose=verbose, **options)
+    generators = {method: generator}
+    if constrained_decoding:
+        generators[method + CONSTRAINED_SUFFIX] = constrained(generator, task.model_graph, task.templates)
+    unit = {}
+    for label, labelled_generator in generators.items():
+        evaluation = evaluate_splits(labelled_generator, task, SPLITS)
+        values = {(split, metric): rates[metric] for split, (rates, _) in evaluation.items() for metric in METRICS}
+        if label == method:
+            # Constrained decoding changes only answer slots, not the model's perplexity.
+            values[("heldout", "perplexity")] = perplexity(generator, task.heldout_sentences)
+        if constrained_decoding:
+            values[("heldout", "ms_per_token")] = _ms_per_token(labelled_generator, task)
+        scores, records = {}, []
+        for split, (_, judgements) in evaluation.items():
+            values[(split, "multiple_entities")] = sum(j.other_entity is not None for j in judgements)
+            scores.update({f"{split}/{metric}": row.tolist() for metric, row in _per_prompt_scores(judgements).items()})
+            records += [_record(label, seed, split, j, gold)
+                        for j, (_, gold) in zip(judgements, task.evaluation_prompts(split))]
+        label_dir = log_dir if label == method else os.path.join(out_dir, "tensorboard", label, str(seed))
+        _log_evaluation(label_dir, values, evaluation)
+        echo(
+            f"[{label} seed {seed}] {time.time() - started:.0f}s  "
+            + "  ".join(f"{split}: acc {evaluation[split][0]['accuracy']:.2f} "
+                        f"hall {evaluation[split][0]['hallucination_rate']:.2f}" for split in SPLITS)
+        )
+        unit[label] = {"values": {f"{split}/{metric}": value for (split, metric), value in values.items()},
+                       "scores": scores, "judgements": records}
+    return unit
 
 
 def _relation_mix(prompts_with_gold):

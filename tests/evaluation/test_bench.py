@@ -213,3 +213,50 @@ def test_constrained_decoding_adds_labelled_rows(constrained_bench):
     assert any(line.startswith("[baseline+constrained seed 0]") for line in lines)
     with open(os.path.join(out_dir, "results.md"), encoding="utf-8") as stream:
         assert "| baseline+constrained | unknown |" in stream.read()
+
+
+# === Resuming a killed run ===
+
+
+def test_a_killed_run_resumes_to_the_same_results(bench, people_kg_files, pretrained_dir, tmp_path, short_baseline):
+    """A real process killed after its first (method, seed) unit; the rerun skips that unit and ends
+    with the results.json of the uninterrupted run."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out_dir = str(tmp_path / "out")
+    arguments = ["bench", "--triples", people_kg_files["triples"], "--templates", people_kg_files["templates"],
+                 "--aliases", people_kg_files["aliases"], "--model", pretrained_dir, "--methods", "baseline",
+                 "--seeds", "2", "--quick", "--out", out_dir]
+    # The subprocess must train as briefly as the fixture's in-process run (short_baseline patches only this process).
+    script = ("import sys; from kfine.training import baseline; baseline.QUICK_EPOCHS = 3; "
+              "from kfine.cli import main; sys.exit(main(sys.argv[1:]))")
+    process = subprocess.Popen([sys.executable, "-c", script, *arguments], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    first_unit = os.path.join(out_dir, "units", "baseline", "0.json")
+    deadline = time.monotonic() + 600  # a hang guard, not a timing assertion
+    while not os.path.exists(first_unit) and process.poll() is None:
+        assert time.monotonic() < deadline, "the first unit never finished"
+        time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not os.path.exists(os.path.join(out_dir, "results.json"))
+    lines = []
+    from kfine.cli import main
+    import contextlib
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()) as printed:
+        assert main(arguments) == 0
+    assert "[baseline seed 0] done in an earlier run" in printed.getvalue()
+    assert load_results(os.path.join(out_dir, "results.json"))["results"] == bench[1]["results"], lines
+
+
+def test_a_run_with_other_arguments_into_the_same_out_is_refused(bench, people_kg_files, pretrained_dir):
+    from kfine.errors import KfineError
+
+    out_dir = bench[0]
+    with pytest.raises(KfineError, match=rf"--out {out_dir}: holds a bench run with other arguments \(seeds differ\)"):
+        run_bench(people_kg_files, pretrained_dir, ["baseline"], 3, out_dir, quick=True)
