@@ -70,6 +70,13 @@ def write_json(path, data):
         stream.write("\n")
 
 
+def write_jsonl(path, records):
+    """Writes one JSON object a line, atomically."""
+    with atomic_file(path) as stream:
+        for record in records:
+            stream.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
 def artifact_path(directory, name, error=KfineError):
     """`directory/name`, refused (raising `error`) when links lead it outside `directory`.
 

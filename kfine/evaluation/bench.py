@@ -4,14 +4,18 @@ import json
 import os
 import time
 
+import numpy as np
 import tensorflow as tf
 
 from kfine.evaluation.evaluate import evaluate_splits
-from kfine.evaluation.metrics import METRICS, mean_and_std
+from kfine.evaluation.bench_units import BenchUnits
+from kfine.evaluation.intervals import bootstrap_interval
+from kfine.evaluation.metrics import ABSTAINED, CORRECT, HALLUCINATED, METRICS, mean_and_std
 from kfine.evaluation.perplexity import perplexity
+from kfine.evaluation.references import REFERENCES, reference_correctness, reference_rates
 from kfine.evaluation.report import results_table, write_chart
 from kfine.evaluation.task import FULL, QUICK, SPLITS, FactTask
-from kfine.io import atomic_file, write_json
+from kfine.io import atomic_file, write_json, write_jsonl
 from kfine.models.constrained_decoding import constrained
 from kfine.models.loading import load_metadata
 from kfine.training.methods import get_method, method_options
@@ -42,6 +46,12 @@ def run_bench(task_files, pretrained, methods, seeds, out_dir, quick=False, verb
         init_embeddings: str or None. KG embeddings directory (`kfine kg embed`)
             for the methods that take one; recorded in the config.
 
+    Each row of results.json holds the mean and std over seeds and a 95%
+    bootstrap interval over prompts (`ci_low`, `ci_high`); the reference
+    rows `chance` and `majority` (see `kfine.evaluation.references`) are
+    scored on the same prompts; `judgements.jsonl` keeps every verdict, so
+    any figure can be recomputed.
+
     Returns:
         The results dict written to results.json.
     """
@@ -60,59 +70,131 @@ def run_bench(task_files, pretrained, methods, seeds, out_dir, quick=False, verb
     echo(f"splits (by subject, seed {task.split_seed}): "
          + ", ".join(f"{group} {len(getattr(task.splits, group))}" for group in ("pretrain", "finetune", "heldout", "unknown"))
          + f" facts; fine-tuning on {len(task.finetune_sentences)} sentences")
+    relation_mix = {split: _relation_mix(task.evaluation_prompts(split)) for split in SPLITS}
+    for split, mix in relation_mix.items():
+        echo(f"  {split} prompts by relation: " + ", ".join(f"{relation} {count}" for relation, count in mix.items()))
     for prompt, gold in task.evaluation_prompts("heldout")[:3]:
         echo(f"  e.g. held-out prompt: {prompt.text!r} -> {sorted(gold)}")
+    config = {
+        "triples": task_files["triples"], "templates": task_files["templates"], "aliases": task_files.get("aliases"),
+        "model": pretrained, "methods": methods, "seeds": seeds, "quick": quick, "split_seed": task.split_seed,
+        "constrained_decoding": constrained_decoding,
+        "kg_fingerprint": task.knowledge_graph.fingerprint(), "init_embeddings": init_embeddings,
+    }
+    units = BenchUnits(out_dir, config)
     per_seed = {}  # (method, split, metric) -> [value per seed]
-    prompt_counts = {}
+    per_prompt = {}  # (method, split, metric) -> [per-prompt scores per seed], for the bootstrap
+    judgement_records = []
     for method in methods:
         for seed in range(seeds):
-            started = time.time()
-            log_dir = os.path.join(out_dir, "tensorboard", method, str(seed))
-            with strategy_scope(strategy):
-                generator = method_functions[method](task, pretrained, seed, log_dir, quick=quick, verbose=verbose,
-                                                     **options[method])
-            generators = {method: generator}
-            if constrained_decoding:
-                generators[method + CONSTRAINED_SUFFIX] = constrained(generator, task.model_graph, task.templates)
-            for label, labelled_generator in generators.items():
-                evaluation = evaluate_splits(labelled_generator, task, SPLITS)
-                values = {(split, metric): rates[metric] for split, (rates, _) in evaluation.items()
-                          for metric in METRICS}
-                if label == method:
-                    # Constrained decoding changes only answer slots, not the model's perplexity.
-                    values[("heldout", "perplexity")] = perplexity(generator, task.heldout_sentences)
-                if constrained_decoding:
-                    values[("heldout", "ms_per_token")] = _ms_per_token(labelled_generator, task)
-                for (split, metric), value in values.items():
-                    per_seed.setdefault((label, split, metric), []).append(value)
-                prompt_counts.update({split: len(judgements) for split, (_, judgements) in evaluation.items()})
-                label_dir = log_dir if label == method else os.path.join(out_dir, "tensorboard", label, str(seed))
-                _log_evaluation(label_dir, values, evaluation)
-                echo(
-                    f"[{label} seed {seed}] {time.time() - started:.0f}s  "
-                    + "  ".join(f"{split}: acc {evaluation[split][0]['accuracy']:.2f} "
-                                f"hall {evaluation[split][0]['hallucination_rate']:.2f}" for split in SPLITS)
-                )
+            unit = units.load(method, seed)
+            if unit is None:
+                unit = _run_unit(task, pretrained, method_functions[method], options[method], method, seed, out_dir,
+                                 quick, verbose, echo, strategy, constrained_decoding)
+                units.save(method, seed, unit)
+            else:
+                echo(f"[{method} seed {seed}] done in an earlier run: kept from {units.path(method, seed)}")
+            for label, outcome in unit.items():
+                for key, value in outcome["values"].items():
+                    per_seed.setdefault((label, *key.split("/")), []).append(value)
+                for key, scores in outcome["scores"].items():
+                    per_prompt.setdefault((label, *key.split("/")), []).append(np.array(scores, "float64"))
+                judgement_records += outcome["judgements"]
+    prompt_counts = {split: len(task.evaluation_prompts(split)) for split in SPLITS}
+    for split in SPLITS:
+        references = reference_correctness(task.model_graph, task.evaluation_prompts(split))
+        for reference in REFERENCES:
+            for metric, scores in reference_rates(references[reference]).items():
+                per_seed[(reference, split, metric)] = [float(scores.mean())] if len(scores) else [float("nan")]
+                per_prompt[(reference, split, metric)] = [scores]
     rows = []
     for (method, split, metric), values in per_seed.items():
         mean, std = mean_and_std(values)
+        # Only rates have per-prompt scores; perplexity, timings and counts get no interval.
+        low, high = bootstrap_interval(per_prompt[method, split, metric]) if (method, split, metric) in per_prompt \
+            else (None, None)
         rows.append({"method": method, "split": split, "metric": metric, "mean": mean, "std": std,
-                     "n_seeds": len(values), "n_prompts": prompt_counts.get(split, 0)})
+                     "ci_low": low, "ci_high": high,
+                     "n_seeds": 0 if method in REFERENCES else len(values), "n_prompts": prompt_counts.get(split, 0)})
     results = {
-        "config": {
-            "triples": task_files["triples"], "templates": task_files["templates"], "aliases": task_files.get("aliases"),
-            "model": pretrained, "methods": methods, "seeds": seeds, "quick": quick, "split_seed": task.split_seed,
-            "constrained_decoding": constrained_decoding,
-            "kg_fingerprint": task.knowledge_graph.fingerprint(), "init_embeddings": init_embeddings,
-        },
+        "config": config,
+        "relation_mix": relation_mix,
         "results": rows,
     }
     os.makedirs(out_dir, exist_ok=True)
+    write_jsonl(os.path.join(out_dir, "judgements.jsonl"), judgement_records)
     write_json(os.path.join(out_dir, "results.json"), results)
     with atomic_file(os.path.join(out_dir, "results.md")) as stream:
         stream.write(results_table(rows))
     write_chart(rows, os.path.join(out_dir, "results.png"))
     return results
+
+
+def _run_unit(task, pretrained, method_function, options, method, seed, out_dir, quick, verbose, echo, strategy,
+              constrained_decoding):
+    """Fine-tunes `method` with `seed` and evaluates it: `{label: {"values", "scores", "judgements"}}`.
+
+    The labels are the method and, with constrained decoding, `METHOD+constrained`;
+    `values` maps "split/metric" to the seed's value, `scores` maps
+    "split/metric" to per-prompt scores (the rates only), all plain JSON.
+    """
+    started = time.time()
+    log_dir = os.path.join(out_dir, "tensorboard", method, str(seed))
+    with strategy_scope(strategy):
+        generator = method_function(task, pretrained, seed, log_dir, quick=quick, verbose=verbose, **options)
+    generators = {method: generator}
+    if constrained_decoding:
+        generators[method + CONSTRAINED_SUFFIX] = constrained(generator, task.model_graph, task.templates)
+    unit = {}
+    for label, labelled_generator in generators.items():
+        evaluation = evaluate_splits(labelled_generator, task, SPLITS)
+        values = {(split, metric): rates[metric] for split, (rates, _) in evaluation.items() for metric in METRICS}
+        if label == method:
+            # Constrained decoding changes only answer slots, not the model's perplexity.
+            values[("heldout", "perplexity")] = perplexity(generator, task.heldout_sentences)
+        if constrained_decoding:
+            values[("heldout", "ms_per_token")] = _ms_per_token(labelled_generator, task)
+        scores, records = {}, []
+        for split, (_, judgements) in evaluation.items():
+            values[(split, "multiple_entities")] = sum(j.other_entity is not None for j in judgements)
+            scores.update({f"{split}/{metric}": row.tolist() for metric, row in _per_prompt_scores(judgements).items()})
+            records += [_record(label, seed, split, j, gold)
+                        for j, (_, gold) in zip(judgements, task.evaluation_prompts(split))]
+        label_dir = log_dir if label == method else os.path.join(out_dir, "tensorboard", label, str(seed))
+        _log_evaluation(label_dir, values, evaluation)
+        echo(
+            f"[{label} seed {seed}] {time.time() - started:.0f}s  "
+            + "  ".join(f"{split}: acc {evaluation[split][0]['accuracy']:.2f} "
+                        f"hall {evaluation[split][0]['hallucination_rate']:.2f}" for split in SPLITS)
+        )
+        unit[label] = {"values": {f"{split}/{metric}": value for (split, metric), value in values.items()},
+                       "scores": scores, "judgements": records}
+    return unit
+
+
+def _relation_mix(prompts_with_gold):
+    """`{relation: number of prompts}` in the order relations first appear."""
+    mix = {}
+    for prompt, _ in prompts_with_gold:
+        mix[prompt.relation] = mix.get(prompt.relation, 0) + 1
+    return mix
+
+
+def _per_prompt_scores(judgements):
+    """`{metric: array}` with each prompt's 1.0 / 0.0 for the four rates."""
+    return {
+        "accuracy": np.array([j.verdict == CORRECT for j in judgements], "float64"),
+        "hallucination_rate": np.array([j.verdict == HALLUCINATED for j in judgements], "float64"),
+        "abstention_rate": np.array([j.verdict == ABSTAINED for j in judgements], "float64"),
+        "invalid_entity_rate": np.array([j.invalid_entity for j in judgements], "float64"),
+    }
+
+
+def _record(label, seed, split, judgement, gold):
+    """One line of judgements.jsonl."""
+    return {"method": label, "seed": seed, "split": split, "prompt": judgement.prompt,
+            "completion": judgement.completion, "answer": judgement.answer, "entity": judgement.entity,
+            "other_entity": judgement.other_entity, "verdict": judgement.verdict, "gold": sorted(gold)}
 
 
 def _ms_per_token(generator, task, max_new_tokens=16):

@@ -6,7 +6,12 @@ to the end of the sentence is mapped to a KG entity by alias match:
 - the answer is the completion with the template's text after `{object}`
   removed, if that is a KG name or alias; or else the longest KG name or alias
   the completion starts with (ending at a word boundary), so text the model
-  adds after the answer ("Paris. It is ...") does not hide it;
+  adds after the answer ("Paris. It is ...") does not hide it; a name cut
+  inside a word or a compound ("Africa/Lag", "Guinea-Biss") is no entity
+  (invalid), not the shorter name it starts with;
+- a completion that names a second entity in the same sentence ("Paris or
+  Lyon") is judged by the first; `Judgement.other_entity` records the second
+  and the bench counts such completions (`multiple_entities`);
 - names compare case- and whitespace-normalized (`normalize_name`);
 - **correct**: the answer's entity is in O; **abstained**: the answer is the
   abstention phrase; **hallucinated**: anything else. An answer that is no KG
@@ -35,6 +40,7 @@ class Judgement:
     answer: str
     entity: str | None
     verdict: str
+    other_entity: str | None = None
 
     @property
     def invalid_entity(self):
@@ -74,11 +80,38 @@ class AnswerJudge:
         for candidate in candidates:
             if candidate in self._entity_by_name or candidate == self.abstention:
                 return candidate, self._entity_by_name.get(candidate)
-        for length in range(min(len(text), self._longest_name), 0, -1):
-            prefix = text[:length]
-            if prefix in self._entity_by_name and _ends_at_boundary(text, length):
-                return prefix, self._entity_by_name[prefix]
+        length = self._longest_name_at(text, 0)
+        if length:
+            return text[:length], self._entity_by_name[text[:length]]
         return candidates[0], None
+
+    def _longest_name_at(self, text, start):
+        """Length of the longest KG name in `text` at `start` that ends at a word boundary; 0 if none."""
+        for length in range(min(len(text) - start, self._longest_name), 0, -1):
+            if text[start:start + length] in self._entity_by_name and _ends_at_boundary(text, start + length):
+                return length
+        return 0
+
+    def other_entity(self, completion, answer, suffix=""):
+        """The first KG entity named after `answer` in the completion's first sentence, or None.
+
+        The template's ending (`suffix`) is not part of the answer's sentence.
+        """
+        text = normalize_name(completion)
+        ending = normalize_name(suffix)
+        if ending and text.endswith(ending):
+            text = text[: -len(ending)]
+        if not text.startswith(answer):
+            return None
+        sentence_end = min((text.find(mark, len(answer)) for mark in _SENTENCE_END
+                            if text.find(mark, len(answer)) >= 0), default=len(text))
+        for start in range(len(answer), sentence_end):
+            if start > 0 and text[start - 1].isalnum():
+                continue  # only names that start a word
+            length = self._longest_name_at(text[:sentence_end], start)
+            if length:
+                return self._entity_by_name[text[start:start + length]]
+        return None
 
     def judge(self, prompt, completion, suffix, gold_objects):
         """Returns the `Judgement` of `completion` for a prompt with `gold_objects`."""
@@ -89,11 +122,19 @@ class AnswerJudge:
             verdict = ABSTAINED
         else:
             verdict = HALLUCINATED
-        return Judgement(prompt, completion, answer, entity, verdict)
+        other = self.other_entity(completion, answer, suffix) if entity is not None else None
+        return Judgement(prompt, completion, answer, entity, verdict, other)
 
 
-def _ends_at_boundary(text, length):
-    return length == len(text) or not (text[length].isalnum() and text[length - 1].isalnum())
+# A name followed by one of these continues: "Africa/Lag" is a cut time zone, not "Africa".
+_NAME_CONTINUATIONS = "/-_&'’"
+
+
+def _ends_at_boundary(text, end):
+    if end == len(text):
+        return True
+    following = text[end]
+    return not (following.isalnum() and text[end - 1].isalnum()) and following not in _NAME_CONTINUATIONS
 
 
 def rates(judgements):

@@ -2,6 +2,8 @@
 
 import math
 
+from kfine.evaluation.references import REFERENCES
+
 METRIC_LABELS = {
     "accuracy": "acc",
     "hallucination_rate": "halluc.",
@@ -9,6 +11,7 @@ METRIC_LABELS = {
     "invalid_entity_rate": "invalid",
     "perplexity": "ppl",
     "ms_per_token": "ms/token",
+    "multiple_entities": "2 entities",
 }
 SPLIT_ORDER = ("seen", "heldout", "unknown", "paraphrase")
 
@@ -16,14 +19,21 @@ SPLIT_ORDER = ("seen", "heldout", "unknown", "paraphrase")
 def _cell(row):
     if row is None or math.isnan(row["mean"]):
         return "–"
-    digits = 1 if row["metric"] in ("perplexity", "ms_per_token") else 2
-    return f"{row['mean']:.{digits}f} ± {row['std']:.{digits}f}"
+    digits = 1 if row["metric"] in ("perplexity", "ms_per_token", "multiple_entities") else 2
+    # A reference row is exact (no seeds): no std to show.
+    cell = f"{row['mean']:.{digits}f}" + (f" ± {row['std']:.{digits}f}" if row["n_seeds"] else "")
+    if row.get("ci_low") is not None:
+        cell += f" [{row['ci_low']:.{digits}f}, {row['ci_high']:.{digits}f}]"
+    return cell
 
 
 def results_table(rows):
     """A Markdown table: one line per method and split, one column per metric."""
     index = {(row["method"], row["split"], row["metric"]): row for row in rows}
     methods = list(dict.fromkeys(row["method"] for row in rows))
+    # The reference rows first, so a reader sees what knowing nothing scores before any method.
+    methods = [method for method in methods if method in REFERENCES] + [
+        method for method in methods if not method in REFERENCES]
     metrics = list(dict.fromkeys(row["metric"] for row in rows))
     header = "| method | split | n | " + " | ".join(METRIC_LABELS.get(m, m) for m in metrics) + " |"
     lines = [header, "|" + "---|" * (len(metrics) + 3)]
@@ -36,7 +46,9 @@ def results_table(rows):
             lines.append(f"| {method} | {split} | {count} | " + " | ".join(_cell(row) for row in present) + " |")
     seeds = max((row["n_seeds"] for row in rows), default=0)
     lines.append("")
-    lines.append(f"mean ± std over {seeds} seed(s); n = prompts per split.")
+    lines.append(f"mean ± std over {seeds} seed(s) [95% bootstrap interval over the n prompts of the split]; "
+                 "chance: a uniform pick among the subject's facts in the model KG; majority: the relation's most "
+                 "frequent object (both exact, no seeds); 2 entities: completions naming a second entity.")
     return "\n".join(lines) + "\n"
 
 

@@ -1,6 +1,7 @@
 """One knowledge graph turned into training text and evaluation prompts."""
 
 import dataclasses
+import zlib
 
 import numpy as np
 
@@ -91,12 +92,27 @@ class FactTask:
         return self.verbalizer.sentences(self.finetune_triples)
 
     def evaluation_prompts(self, split):
-        """Returns `[(Prompt, gold_objects)]` for one of `SPLITS`."""
+        """Returns `[(Prompt, gold_objects)]` for one of `SPLITS`.
+
+        One prompt per question `(subject, relation)` (the facts of a
+        multi-valued relation share one), asked with one of the split's
+        templates chosen at random; under `prompts_per_split` the questions are
+        sampled stratified by relation, as equal a share per relation as the
+        split allows. Seeded by the split seed: every method and seed gets
+        the same prompts.
+        """
         if split not in _SOURCES:
             raise ValueError(f"`split` must be one of {SPLITS}. Received: split={split!r}")
         group, which = _SOURCES[split]
         triples = self.finetune_triples if group == "finetune" else getattr(self.splits, group)
-        prompts = self._subsample(self.verbalizer.prompts(triples, which=which), self.size.prompts_per_split, salt=2)
+        by_question = {}
+        for prompt in self.verbalizer.prompts(triples, which=which):
+            by_question.setdefault((prompt.subject, prompt.relation), []).append(prompt)
+        # A question's template depends on the question alone, not on which others are asked.
+        questions = [templates[zlib.crc32(f"{self.split_seed}\t{subject}\t{relation}".encode()) % len(templates)]
+                     for (subject, relation), templates in by_question.items()]
+        rng = np.random.default_rng([self.split_seed, 2])
+        prompts = _stratified_by_relation(questions, self.size.prompts_per_split, rng)
         return [(prompt, self.knowledge_graph.objects(prompt.subject, prompt.relation)) for prompt in prompts]
 
     @property
@@ -104,3 +120,20 @@ class FactTask:
         """Held-out facts in the training templates, for perplexity."""
         triples = self._subsample(self.splits.heldout, self.size.prompts_per_split, salt=3)
         return self.verbalizer.sentences(triples)
+
+
+def _stratified_by_relation(prompts, limit, rng):
+    """At most `limit` of `prompts`, as equal a number per relation as each relation allows, in their order."""
+    if limit is None or len(prompts) <= limit:
+        return list(prompts)
+    by_relation = {}
+    for index, prompt in enumerate(prompts):
+        by_relation.setdefault(prompt.relation, []).append(index)
+    chosen, remaining = [], limit
+    # Smallest relations first: what one cannot fill goes to the others.
+    relations = sorted(by_relation, key=lambda relation: (len(by_relation[relation]), relation))
+    for position, relation in enumerate(relations):
+        share = min(len(by_relation[relation]), remaining // (len(relations) - position))
+        chosen += rng.choice(by_relation[relation], size=share, replace=False).tolist()
+        remaining -= share
+    return [prompts[index] for index in sorted(chosen)]

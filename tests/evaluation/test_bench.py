@@ -11,11 +11,12 @@ import tensorflow as tf
 
 from kfine.evaluation.bench import load_results, run_bench
 from kfine.evaluation.metrics import METRICS
+from kfine.evaluation.references import REFERENCES
 from kfine.evaluation.task import QUICK, SPLITS, FactTask
 from kfine.models.loading import load_metadata
 
 RATES = ("accuracy", "hallucination_rate", "abstention_rate", "invalid_entity_rate")
-ROW_KEYS = {"method", "split", "metric", "mean", "std", "n_seeds", "n_prompts"}
+ROW_KEYS = {"method", "split", "metric", "mean", "std", "ci_low", "ci_high", "n_seeds", "n_prompts"}
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -46,7 +47,7 @@ def _evaluation_scalars(log_dir):
 def test_results_json_schema(bench, people_kg_files, pretrained_dir):
     out_dir, results, _ = bench
     assert load_results(os.path.join(out_dir, "results.json")) == results
-    assert set(results) == {"config", "results"}
+    assert set(results) == {"config", "relation_mix", "results"}
     config = results["config"]
     assert config["triples"] == people_kg_files["triples"]
     assert config["templates"] == people_kg_files["templates"]
@@ -67,13 +68,38 @@ def test_the_pretraining_split_is_reused(bench, pretrained_dir):
 
 def test_every_split_and_metric_is_reported(bench, people_task):
     rows = _rows(bench[1])
-    expected = {("baseline", split, metric) for split in SPLITS for metric in METRICS}
+    expected = {(method, split, metric) for method in ("baseline", *REFERENCES) for split in SPLITS
+                for metric in METRICS}
+    expected |= {("baseline", split, "multiple_entities") for split in SPLITS}
     expected.add(("baseline", "heldout", "perplexity"))
     assert set(rows) == expected
     quick = FactTask(people_task.knowledge_graph, people_task.templates, size=QUICK)
-    for (_, split, _), row in rows.items():
-        assert row["n_seeds"] == 2
+    for (method, split, metric), row in rows.items():
+        assert row["n_seeds"] == (0 if method in REFERENCES else 2)
         assert row["n_prompts"] == len(quick.evaluation_prompts(split)) > 0
+        if metric in METRICS:  # rates carry a bootstrap interval around their mean
+            assert row["ci_low"] <= row["mean"] + 1e-9 and row["mean"] <= row["ci_high"] + 1e-9, row
+
+
+def test_judgements_recompute_every_rate(bench):
+    """judgements.jsonl holds every verdict: the table's means follow from it."""
+    out_dir, results, _ = bench
+    with open(os.path.join(out_dir, "judgements.jsonl"), encoding="utf-8") as stream:
+        records = [json.loads(line) for line in stream]
+    rows = _rows(results)
+    for split in SPLITS:
+        for seed in (0, 1):
+            verdicts = [r["verdict"] for r in records if (r["method"], r["seed"], r["split"]) == ("baseline", seed,
+                                                                                                   split)]
+            assert len(verdicts) == rows["baseline", split, "accuracy"]["n_prompts"]
+        both = [r["verdict"] == "correct" for r in records if (r["method"], r["split"]) == ("baseline", split)]
+        assert np.mean(both) == pytest.approx(rows["baseline", split, "accuracy"]["mean"])
+
+
+def test_relation_mix_counts_every_prompt(bench):
+    results = bench[1]
+    for split in SPLITS:
+        assert sum(results["relation_mix"][split].values()) == _rows(results)["baseline", split, "accuracy"]["n_prompts"]
 
 
 def test_rates_are_fractions_that_add_up(bench):
@@ -94,9 +120,10 @@ def test_markdown_table(bench):
     out_dir, _, _ = bench
     with open(os.path.join(out_dir, "results.md"), encoding="utf-8") as stream:
         table = stream.read()
-    assert table.startswith("| method | split | n | acc | halluc. | abstain | invalid | ppl |")
+    assert table.startswith("| method | split | n | acc | halluc. | abstain | invalid |")
     for split in SPLITS:
         assert f"| baseline | {split} |" in table
+        assert table.index(f"| chance | {split} |") < table.index(f"| baseline | {split} |")
     assert "over 2 seed(s)" in table
 
 
@@ -116,7 +143,9 @@ def test_tensorboard_logs(bench):
         assert glob.glob(os.path.join(log_dir, "fit", "train", "events.out.tfevents.*"))  # the fine-tuning curves
     # The logged per-seed values are those the means and stds summarize.
     per_seed = [_evaluation_scalars(os.path.join(out_dir, "tensorboard", "baseline", seed)) for seed in ("0", "1")]
-    for (_, split, metric), row in _rows(results).items():
+    for (method, split, metric), row in _rows(results).items():
+        if method in REFERENCES:
+            continue
         values = [scalars[f"{split}/{metric}"] for scalars in per_seed]
         assert row["mean"] == pytest.approx(np.mean(values), rel=1e-5, abs=1e-6)
         assert row["std"] == pytest.approx(np.std(values), rel=1e-4, abs=1e-5)
@@ -184,3 +213,50 @@ def test_constrained_decoding_adds_labelled_rows(constrained_bench):
     assert any(line.startswith("[baseline+constrained seed 0]") for line in lines)
     with open(os.path.join(out_dir, "results.md"), encoding="utf-8") as stream:
         assert "| baseline+constrained | unknown |" in stream.read()
+
+
+# === Resuming a killed run ===
+
+
+def test_a_killed_run_resumes_to_the_same_results(bench, people_kg_files, pretrained_dir, tmp_path, short_baseline):
+    """A real process killed after its first (method, seed) unit; the rerun skips that unit and ends
+    with the results.json of the uninterrupted run."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out_dir = str(tmp_path / "out")
+    arguments = ["bench", "--triples", people_kg_files["triples"], "--templates", people_kg_files["templates"],
+                 "--aliases", people_kg_files["aliases"], "--model", pretrained_dir, "--methods", "baseline",
+                 "--seeds", "2", "--quick", "--out", out_dir]
+    # The subprocess must train as briefly as the fixture's in-process run (short_baseline patches only this process).
+    script = ("import sys; from kfine.training import baseline; baseline.QUICK_EPOCHS = 3; "
+              "from kfine.cli import main; sys.exit(main(sys.argv[1:]))")
+    process = subprocess.Popen([sys.executable, "-c", script, *arguments], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    first_unit = os.path.join(out_dir, "units", "baseline", "0.json")
+    deadline = time.monotonic() + 600  # a hang guard, not a timing assertion
+    while not os.path.exists(first_unit) and process.poll() is None:
+        assert time.monotonic() < deadline, "the first unit never finished"
+        time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert not os.path.exists(os.path.join(out_dir, "results.json"))
+    lines = []
+    from kfine.cli import main
+    import contextlib
+    import io
+
+    with contextlib.redirect_stdout(io.StringIO()) as printed:
+        assert main(arguments) == 0
+    assert "[baseline seed 0] done in an earlier run" in printed.getvalue()
+    assert load_results(os.path.join(out_dir, "results.json"))["results"] == bench[1]["results"], lines
+
+
+def test_a_run_with_other_arguments_into_the_same_out_is_refused(bench, people_kg_files, pretrained_dir):
+    from kfine.errors import KfineError
+
+    out_dir = bench[0]
+    with pytest.raises(KfineError, match=rf"--out {out_dir}: holds a bench run with other arguments \(seeds differ\)"):
+        run_bench(people_kg_files, pretrained_dir, ["baseline"], 3, out_dir, quick=True)

@@ -159,3 +159,33 @@ def test_mean_and_std(values, mean, std):
 @pytest.mark.parametrize("values", [[], [float("nan")]])
 def test_mean_and_std_of_nothing(values):
     assert all(math.isnan(value) for value in mean_and_std(values))
+
+
+# === Truncated names and completions naming two entities ===
+
+
+@pytest.mark.parametrize(
+    "completion",
+    ["Dunmoor/Heig.", "Dunmoor-Heig", "Dunmoor_Hei", "Harrow & Bl.", "Dunmoor's"],
+)
+def test_a_name_cut_inside_a_compound_is_invalid_not_the_shorter_name(judge, completion):
+    judgement = judge.judge("p", completion, ".", {"Dunmoor", "Harrow & Sons"})
+    assert (judgement.verdict, judgement.entity) == (HALLUCINATED, None), judgement
+    assert judgement.invalid_entity
+
+
+@pytest.mark.parametrize(
+    "completion, suffix, answer_entity, other",
+    [
+        ("Dunmoor or Cresthaven.", ".", "Dunmoor", "Cresthaven"),
+        ("Dunmoor, Dun Moor and Harrow.", ".", "Dunmoor", "Dunmoor"),  # an alias of the same entity counts too
+        ("Cresthaven and then Lumen Freight", "", "Cresthaven", "Lumen Freight"),
+        ("Dunmoor. Cela Marsh was born in Dun.", ".", "Dunmoor", None),  # the next sentence is not the answer
+        ("Dunmoor in the hills.", ".", "Dunmoor", None),
+        ("Dunmoor, a quiet town near Dun.", ", a quiet town near Dun.", "Dunmoor", None),  # the template's ending
+        ("Dunmoorish and Dun", ".", None, None),  # no first entity: nothing to compare with
+    ],
+)
+def test_a_completion_naming_two_entities_is_judged_by_the_first(judge, completion, suffix, answer_entity, other):
+    judgement = judge.judge("p", completion, suffix, {"Dunmoor"})
+    assert (judgement.entity, judgement.other_entity) == (answer_entity, other), judgement
