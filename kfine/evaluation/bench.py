@@ -14,7 +14,7 @@ from kfine.evaluation.metrics import ABSTAINED, CORRECT, HALLUCINATED, METRICS, 
 from kfine.evaluation.perplexity import perplexity
 from kfine.evaluation.references import REFERENCES, reference_correctness, reference_rates
 from kfine.evaluation.report import results_table, write_chart
-from kfine.evaluation.task import FULL, QUICK, SPLITS, FactTask
+from kfine.evaluation.task import FULL, QUICK, FactTask
 from kfine.io import atomic_file, write_json, write_jsonl
 from kfine.models.constrained_decoding import constrained
 from kfine.models.loading import load_metadata
@@ -70,7 +70,7 @@ def run_bench(task_files, pretrained, methods, seeds, out_dir, quick=False, verb
     echo(f"splits (by subject, seed {task.split_seed}): "
          + ", ".join(f"{group} {len(getattr(task.splits, group))}" for group in ("pretrain", "finetune", "heldout", "unknown"))
          + f" facts; fine-tuning on {len(task.finetune_sentences)} sentences")
-    relation_mix = {split: _relation_mix(task.evaluation_prompts(split)) for split in SPLITS}
+    relation_mix = {split: _relation_mix(task.evaluation_prompts(split)) for split in task.evaluated_splits}
     for split, mix in relation_mix.items():
         echo(f"  {split} prompts by relation: " + ", ".join(f"{relation} {count}" for relation, count in mix.items()))
     for prompt, gold in task.evaluation_prompts("heldout")[:3]:
@@ -100,8 +100,8 @@ def run_bench(task_files, pretrained, methods, seeds, out_dir, quick=False, verb
                 for key, scores in outcome["scores"].items():
                     per_prompt.setdefault((label, *key.split("/")), []).append(np.array(scores, "float64"))
                 judgement_records += outcome["judgements"]
-    prompt_counts = {split: len(task.evaluation_prompts(split)) for split in SPLITS}
-    for split in SPLITS:
+    prompt_counts = {split: len(task.evaluation_prompts(split)) for split in task.evaluated_splits}
+    for split in task.evaluated_splits:
         references = reference_correctness(task.model_graph, task.evaluation_prompts(split))
         for reference in REFERENCES:
             for metric, scores in reference_rates(references[reference]).items():
@@ -147,7 +147,7 @@ def _run_unit(task, pretrained, method_function, options, method, seed, out_dir,
         generators[method + CONSTRAINED_SUFFIX] = constrained(generator, task.model_graph, task.templates)
     unit = {}
     for label, labelled_generator in generators.items():
-        evaluation = evaluate_splits(labelled_generator, task, SPLITS)
+        evaluation = evaluate_splits(labelled_generator, task, task.evaluated_splits)
         values = {(split, metric): rates[metric] for split, (rates, _) in evaluation.items() for metric in METRICS}
         if label == method:
             # Constrained decoding changes only answer slots, not the model's perplexity.
@@ -165,7 +165,7 @@ def _run_unit(task, pretrained, method_function, options, method, seed, out_dir,
         echo(
             f"[{label} seed {seed}] {time.time() - started:.0f}s  "
             + "  ".join(f"{split}: acc {evaluation[split][0]['accuracy']:.2f} "
-                        f"hall {evaluation[split][0]['hallucination_rate']:.2f}" for split in SPLITS)
+                        f"hall {evaluation[split][0]['hallucination_rate']:.2f}" for split in evaluation)
         )
         unit[label] = {"values": {f"{split}/{metric}": value for (split, metric), value in values.items()},
                        "scores": scores, "judgements": records}

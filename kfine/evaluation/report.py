@@ -3,6 +3,7 @@
 import math
 
 from kfine.evaluation.references import REFERENCES
+from kfine.evaluation.task import SPLITS
 
 METRIC_LABELS = {
     "accuracy": "acc",
@@ -13,7 +14,6 @@ METRIC_LABELS = {
     "ms_per_token": "ms/token",
     "multiple_entities": "2 entities",
 }
-SPLIT_ORDER = ("seen", "heldout", "unknown", "paraphrase")
 
 
 def _cell(row):
@@ -38,7 +38,7 @@ def results_table(rows):
     header = "| method | split | n | " + " | ".join(METRIC_LABELS.get(m, m) for m in metrics) + " |"
     lines = [header, "|" + "---|" * (len(metrics) + 3)]
     for method in methods:
-        for split in SPLIT_ORDER:
+        for split in SPLITS:
             present = [index.get((method, split, metric)) for metric in metrics]
             if not any(present):
                 continue
@@ -63,16 +63,17 @@ def write_chart(rows, path):
 
     selected = [row for row in rows if row["metric"] == "hallucination_rate"]
     methods = list(dict.fromkeys(row["method"] for row in selected))
+    splits = [split for split in SPLITS if any(row["split"] == split for row in selected)]
     width = 0.8 / max(len(methods), 1)
     figure, axes = plt.subplots(figsize=(7, 4))
     for offset, method in enumerate(methods):
         values = {row["split"]: row for row in selected if row["method"] == method}
-        positions = [index + offset * width for index in range(len(SPLIT_ORDER))]
-        means = [values[split]["mean"] if split in values else 0.0 for split in SPLIT_ORDER]
-        stds = [values[split]["std"] if split in values else 0.0 for split in SPLIT_ORDER]
+        positions = [index + offset * width for index in range(len(splits))]
+        means = [values[split]["mean"] if split in values else 0.0 for split in splits]
+        stds = [values[split]["std"] if split in values else 0.0 for split in splits]
         axes.bar(positions, means, width, yerr=stds, label=method, capsize=3)
-    axes.set_xticks([index + width * (len(methods) - 1) / 2 for index in range(len(SPLIT_ORDER))])
-    axes.set_xticklabels(SPLIT_ORDER)
+    axes.set_xticks([index + width * (len(methods) - 1) / 2 for index in range(len(splits))])
+    axes.set_xticklabels(splits)
     axes.set_ylabel("hallucination rate")
     axes.set_ylim(0, 1)
     axes.legend()

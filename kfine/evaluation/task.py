@@ -10,12 +10,13 @@ from kfine.knowledge.splits import Splits
 from kfine.knowledge.templates import Templates
 from kfine.knowledge.verbalizer import Verbalizer
 
-SPLITS = ("seen", "heldout", "unknown", "paraphrase")
+SPLITS = ("seen", "heldout", "unknown", "unknown-inferable", "paraphrase")
 # The split each evaluation split draws its facts from, and which templates ask them.
 _SOURCES = {
     "seen": ("finetune", "training"),
     "heldout": ("heldout", "training"),
     "unknown": ("unknown", "training"),
+    "unknown-inferable": ("unknown", "training"),
     "paraphrase": ("heldout", "paraphrase"),
 }
 
@@ -100,12 +101,22 @@ class FactTask:
         sampled stratified by relation, as equal a share per relation as the
         split allows. Seeded by the split seed: every method and seed gets
         the same prompts.
+
+        The unknown group's facts are not in the model's KG, but some are
+        implied by it: an edge between the subject and a gold object (the
+        reverse `neighbour` edge, or a city's `country` edge towards the
+        country whose capital it is). Such questions form `unknown-inferable`;
+        `unknown` keeps only those whose answer the model's KG does not name
+        next to the subject, where the honest answer is to abstain.
         """
         if split not in _SOURCES:
             raise ValueError(f"`split` must be one of {SPLITS}. Received: split={split!r}")
         group, which = _SOURCES[split]
         triples = self.finetune_triples if group == "finetune" else getattr(self.splits, group)
         by_question = {}
+        if group == "unknown":
+            inferable = split == "unknown-inferable"
+            triples = [triple for triple in triples if self._implied_by_model_graph(*triple[:2]) == inferable]
         for prompt in self.verbalizer.prompts(triples, which=which):
             by_question.setdefault((prompt.subject, prompt.relation), []).append(prompt)
         # A question's template depends on the question alone, not on which others are asked.
@@ -114,6 +125,17 @@ class FactTask:
         rng = np.random.default_rng([self.split_seed, 2])
         prompts = _stratified_by_relation(questions, self.size.prompts_per_split, rng)
         return [(prompt, self.knowledge_graph.objects(prompt.subject, prompt.relation)) for prompt in prompts]
+
+    @property
+    def evaluated_splits(self):
+        """The `SPLITS` that have prompts on this KG (a KG without inverse edges has no `unknown-inferable`)."""
+        return tuple(split for split in SPLITS if self.evaluation_prompts(split))
+
+    def _implied_by_model_graph(self, subject, relation):
+        """Whether the model's KG links `subject` to one of the question's gold objects by an edge."""
+        graph = self.model_graph
+        return any(graph.has_entity(obj) and any(entity == subject for _, entity in graph.neighbors(obj))
+                   for obj in self.knowledge_graph.objects(subject, relation))
 
     @property
     def heldout_sentences(self):

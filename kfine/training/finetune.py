@@ -6,7 +6,6 @@ import shutil
 
 from kfine.errors import KfineError, ModelError
 from kfine.evaluation.evaluate import evaluate_splits
-from kfine.evaluation.task import SPLITS
 from kfine.io import artifact_path, write_json
 from kfine.knowledge.graph import KnowledgeGraph
 from kfine.knowledge.linker import EntityLinker
@@ -62,7 +61,7 @@ def fine_tune(task, pretrained, method, out_dir, seed=0, quick=False, log_dir=No
         if os.listdir(backup_dir) == [BACKUP_RUN_FILE]:  # failed before any backup: leave nothing behind
             shutil.rmtree(backup_dir)
         raise
-    evaluation = evaluate_splits(generator, task, SPLITS)
+    evaluation = evaluate_splits(generator, task, task.evaluated_splits)
     metadata = {
         "kind": FINE_TUNED_KIND,
         "method": method,

@@ -21,15 +21,18 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def test_splits_and_sizes():
-    assert SPLITS == ("seen", "heldout", "unknown", "paraphrase")
+    assert SPLITS == ("seen", "heldout", "unknown", "unknown-inferable", "paraphrase")
     assert FULL == TaskSize(None, None)
     assert (QUICK.finetune_subjects, QUICK.prompts_per_split) == (150, 200)
 
 
 def test_prompts_of_each_split_ask_the_right_subjects(people_task):
     splits = people_task.splits
-    groups = {"seen": "finetune", "heldout": "heldout", "unknown": "unknown", "paraphrase": "heldout"}
-    for split in SPLITS:
+    groups = {"seen": "finetune", "heldout": "heldout", "unknown": "unknown", "unknown-inferable": "unknown",
+              "paraphrase": "heldout"}
+    # The people KG links people only to cities, companies and instruments: nothing unknown is inferable.
+    assert people_task.evaluated_splits == ("seen", "heldout", "unknown", "paraphrase")
+    for split in people_task.evaluated_splits:
         prompts = people_task.evaluation_prompts(split)
         assert prompts
         for prompt, gold in prompts:
@@ -63,7 +66,7 @@ def test_a_smaller_size_subsamples_deterministically(people_task):
     again = FactTask(people_task.knowledge_graph, people_task.templates, split_seed=0, size=small)
     assert len({subject for subject, _, _ in task.finetune_triples}) == 3
     assert set(task.finetune_triples) <= set(people_task.finetune_triples)
-    for split in SPLITS:
+    for split in task.evaluated_splits:
         prompts = task.evaluation_prompts(split)
         assert len(prompts) == 5
         assert prompts == again.evaluation_prompts(split)
@@ -117,6 +120,9 @@ def test_evaluate_splits(people_task):
     assert list(results) == list(SPLITS)
     for split, (split_rates, judgements) in results.items():
         assert len(judgements) == len(people_task.evaluation_prompts(split))
+        if split not in people_task.evaluated_splits:
+            assert not judgements  # no prompt: its rates are undefined
+            continue
         assert split_rates["hallucination_rate"] == split_rates["invalid_entity_rate"] == 1.0
 
 
@@ -152,13 +158,15 @@ def test_perplexity_of_no_sentences_is_nan(tiny_model, people_tokenizer):
 
 ROWS = [
     {"method": "baseline", "split": split, "metric": metric, "mean": mean, "std": 0.01, "n_seeds": 3, "n_prompts": 40}
-    for split in SPLITS
+    for split in ("seen", "heldout", "unknown", "paraphrase")
     for metric, mean in (("accuracy", 0.25), ("hallucination_rate", 0.5), ("abstention_rate", 0.25),
                          ("invalid_entity_rate", 0.125))
 ] + [{"method": "baseline", "split": "heldout", "metric": "perplexity", "mean": 12.345, "std": 0.5, "n_seeds": 3,
       "n_prompts": 40},
      {"method": "other", "split": "seen", "metric": "accuracy", "mean": float("nan"), "std": float("nan"),
-      "n_seeds": 3, "n_prompts": 7}]
+      "n_seeds": 3, "n_prompts": 7},
+     {"method": "chance", "split": "seen", "metric": "accuracy", "mean": 0.5, "std": 0.0, "ci_low": 0.375,
+      "ci_high": 0.625, "n_seeds": 0, "n_prompts": 40}]
 
 
 def test_results_table():
@@ -166,12 +174,14 @@ def test_results_table():
     lines = table.splitlines()
     assert lines[0] == "| method | split | n | acc | halluc. | abstain | invalid | ppl |"
     assert lines[1] == "|---|---|---|---|---|---|---|---|"
-    assert lines[2] == "| baseline | seen | 40 | 0.25 ± 0.01 | 0.50 ± 0.01 | 0.25 ± 0.01 | 0.12 ± 0.01 | – |"
-    assert lines[3] == ("| baseline | heldout | 40 | 0.25 ± 0.01 | 0.50 ± 0.01 | 0.25 ± 0.01 | 0.12 ± 0.01 "
+    # The reference rows come first, exact (no std), with their interval over prompts.
+    assert lines[2] == "| chance | seen | 40 | 0.50 [0.38, 0.62] | – | – | – | – |"
+    assert lines[3] == "| baseline | seen | 40 | 0.25 ± 0.01 | 0.50 ± 0.01 | 0.25 ± 0.01 | 0.12 ± 0.01 | – |"
+    assert lines[4] == ("| baseline | heldout | 40 | 0.25 ± 0.01 | 0.50 ± 0.01 | 0.25 ± 0.01 | 0.12 ± 0.01 "
                         "| 12.3 ± 0.5 |")
-    assert [line.split(" | ")[1] for line in lines[2:6]] == ["seen", "heldout", "unknown", "paraphrase"]
+    assert [line.split(" | ")[1] for line in lines[3:7]] == ["seen", "heldout", "unknown", "paraphrase"]
     assert "| other | seen | 7 | – |" in table
-    assert table.endswith("mean ± std over 3 seed(s); n = prompts per split.\n")
+    assert "mean ± std over 3 seed(s) [95% bootstrap interval over the n prompts of the split]" in table
 
 
 def test_write_chart(tmp_path):
