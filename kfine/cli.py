@@ -99,12 +99,13 @@ def _command_line():
 
 
 def cmd_data(args):
-    from kfine.datasets.geonames import build_geonames, write_geonames
+    from kfine.datasets import DATASETS
 
-    paths = write_geonames(args.out)
-    graph, _ = build_geonames()
+    build, write = DATASETS[args.dataset]
+    paths = write(args.out)
+    graph, _ = build()
     stats = graph.stats()
-    print(f"wrote {paths['triples']}, {paths['templates']}, {paths['aliases']}")
+    print("wrote " + ", ".join(paths.values()))
     print(f"{stats['num_entities']} entities, {stats['num_relations']} relations, "
           f"{stats['num_triples']} triples, {stats['num_aliases']} aliases")
 
@@ -263,7 +264,8 @@ def build_parser():
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     data = commands.add_parser("data", help="write a bundled dataset in the generic KG format")
-    data.add_argument("dataset", choices=["geonames"], help="the dataset to write")
+    data.add_argument("dataset", choices=["geonames", "languages"],
+                      help="geonames: countries and cities; languages: CLDR languages (another domain)")
     data.add_argument("--out", required=True, help="output directory")
     data.set_defaults(run=cmd_data)
 
