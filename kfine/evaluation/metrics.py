@@ -18,9 +18,8 @@ import math
 
 import numpy as np
 
-from kfine.knowledge.names import normalize_name
+from kfine.knowledge.names import DEFAULT_ABSTENTION, ends_at_word_boundary, normalize_name
 
-DEFAULT_ABSTENTION = "unknown"
 METRICS = ("accuracy", "hallucination_rate", "abstention_rate", "invalid_entity_rate")
 CORRECT, ABSTAINED, HALLUCINATED = "correct", "abstained", "hallucinated"
 _SENTENCE_END = ".!?"
@@ -76,7 +75,7 @@ class AnswerJudge:
                 return candidate, self._entity_by_name.get(candidate)
         for length in range(min(len(text), self._longest_name), 0, -1):
             prefix = text[:length]
-            if prefix in self._entity_by_name and _ends_at_boundary(text, length):
+            if prefix in self._entity_by_name and ends_at_word_boundary(text, length):
                 return prefix, self._entity_by_name[prefix]
         return candidates[0], None
 
@@ -90,10 +89,6 @@ class AnswerJudge:
         else:
             verdict = HALLUCINATED
         return Judgement(prompt, completion, answer, entity, verdict)
-
-
-def _ends_at_boundary(text, length):
-    return length == len(text) or not (text[length].isalnum() and text[length - 1].isalnum())
 
 
 def rates(judgements):

@@ -6,7 +6,7 @@ import shutil
 
 from kfine.errors import KfineError, ModelError
 from kfine.evaluation.evaluate import evaluate_splits
-from kfine.evaluation.task import SPLITS
+from kfine.knowledge.task import SPLITS
 from kfine.io import artifact_path, write_json
 from kfine.knowledge.graph import KnowledgeGraph
 from kfine.knowledge.linker import EntityLinker

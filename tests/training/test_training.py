@@ -9,7 +9,7 @@ from people_kg import TINY_ARCHITECTURE
 from kfine.errors import KfineError
 from kfine.models.loading import load_metadata, load_model
 from kfine.training import methods
-from kfine.training.data import token_batches
+from kfine.models.batches import token_batches
 from kfine.training.pretrain import pretrain
 
 SENTENCES = [

@@ -10,7 +10,7 @@ from kfine.evaluation.evaluate import evaluate_splits
 from kfine.evaluation.metrics import METRICS, mean_and_std
 from kfine.evaluation.perplexity import perplexity
 from kfine.evaluation.report import results_table, write_chart
-from kfine.evaluation.task import FULL, QUICK, SPLITS, FactTask
+from kfine.knowledge.task import FULL, QUICK, SPLITS, FactTask
 from kfine.io import atomic_file, write_json
 from kfine.models.constrained_decoding import constrained
 from kfine.models.loading import load_metadata

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kfine.evaluation.bench import load_results, run_bench
+from kfine.bench import load_results, run_bench
 from kfine.evaluation.metrics import METRICS
-from kfine.evaluation.task import QUICK, SPLITS, FactTask
+from kfine.knowledge.task import QUICK, SPLITS, FactTask
 from kfine.models.loading import load_metadata
 
 RATES = ("accuracy", "hallucination_rate", "abstention_rate", "invalid_entity_rate")
