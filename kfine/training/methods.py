@@ -1,4 +1,4 @@
-"""The registry of fine-tuning methods the bench compares.
+"""The table of fine-tuning methods that `kfine bench` compares and `kfine finetune` runs.
 
 A method is a function `(task, pretrained, seed, log_dir, quick, verbose) ->
 generator`: it loads the pretrained model from `pretrained`, fine-tunes it on
