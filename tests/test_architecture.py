@@ -17,11 +17,13 @@ def test_every_module_sits_on_a_floor():
 
 
 def test_no_module_imports_a_higher_floor():
-    assert architecture.upward_imports(EDGES) == []
+    upward = architecture.upward_imports(EDGES)
+    assert upward == [], "imports against the order of tools/architecture.py:\n" + "\n".join(upward)
 
 
 def test_no_import_cycles():
-    assert architecture.import_cycles(MODULES, EDGES) == []
+    cycles = architecture.import_cycles(MODULES, EDGES)
+    assert cycles == [], "modules that import each other:\n" + "\n".join(" <-> ".join(cycle) for cycle in cycles)
 
 
 def test_only_the_graph_stage_loads_tfgnn_even_through_other_modules():
