@@ -9,11 +9,11 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
-    packages=find_packages(include=["kfine", "kfine.*"]) + ["kfine.layers"],
-    # Users were promised a top-level layers/ folder that imports as kfine.layers.
-    package_dir={"kfine.layers": "layers"},
-    package_data={"kfine": ["shipped/**/*"]},
-    include_package_data=True,
+    packages=find_packages(include=["kfine", "kfine.*"]) + ["kfine.layers", "kfine.saved_models"],
+    # Users were promised a top-level layers/ folder that imports as kfine.layers;
+    # the shipped model travels in the wheel as kfine/saved_models (see kfine/models/shipped.py).
+    package_dir={"kfine.layers": "layers", "kfine.saved_models": "saved_models"},
+    package_data={"kfine.saved_models": ["*/*"]},
     install_requires=[
         "tensorflow>=2.21,<2.22",
         "keras>=3.15,<4",

@@ -9,7 +9,7 @@ import keras
 
 import kfine
 from kfine.datasets.geonames import default_kg_files
-from kfine.evaluation.bench import run_bench
+from kfine.bench import run_bench
 from kfine.models.shipped import shipped_model_path
 
 files = default_kg_files()  # writes the geonames KG once into ~/.cache/kfine

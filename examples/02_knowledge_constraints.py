@@ -14,7 +14,7 @@ invents answers for subjects its KG has no facts about; with it, it says
 
 from kfine.datasets.geonames import default_kg_files
 from kfine.evaluation.evaluate import evaluate_splits
-from kfine.evaluation.task import QUICK, SPLITS, FactTask
+from kfine.knowledge.task import QUICK, SPLITS, FactTask
 from kfine.layers import KnowledgeConstraintRegularizer, KnowledgeInjectionLayer
 from kfine.models.constrained_decoding import constrained
 from kfine.models.loading import load_metadata

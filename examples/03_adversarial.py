@@ -21,7 +21,7 @@ import keras
 import numpy as np
 
 from kfine.datasets.geonames import default_kg_files
-from kfine.evaluation.task import QUICK, FactTask
+from kfine.knowledge.task import QUICK, FactTask
 from kfine.models.discriminator import build_discriminator
 from kfine.models.generation import Generator
 from kfine.models.loading import load_metadata, load_model

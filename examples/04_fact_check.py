@@ -19,7 +19,7 @@ import dataclasses
 import kfine
 from kfine.datasets.geonames import default_kg_files
 from kfine.evaluation.evaluate import evaluate_splits
-from kfine.evaluation.task import QUICK, FactTask
+from kfine.knowledge.task import QUICK, FactTask
 from kfine.models.loading import load_metadata
 from kfine.models.shipped import shipped_model_path
 from kfine.training.baseline import fine_tune_baseline

@@ -15,7 +15,7 @@ import argparse
 import time
 
 from kfine.datasets.geonames import default_kg_files
-from kfine.evaluation.task import QUICK, FactTask
+from kfine.knowledge.task import QUICK, FactTask
 from kfine.models.constrained_decoding import constrained
 from kfine.models.generation import Generator
 from kfine.models.loading import load_metadata, load_model

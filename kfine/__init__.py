@@ -7,41 +7,22 @@ lazily on first use.
 
 import importlib
 import os
-import sys
 
 from kfine.errors import KfineError, KnowledgeGraphError, ModelError, TemplateError
 
-
-def _import_tensorflow_quietly():
-    """Imports TensorFlow with stderr muted: its C++ start-up lines (CUDA
-    probing, absl notices) would otherwise bury kfine's one-line messages.
-    Python exceptions still surface; set KFINE_VERBOSE_TF=1 to see everything."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if os.environ.get("KFINE_VERBOSE_TF") or "tensorflow" in sys.modules:
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
-        import keras  # noqa: F401
-        import tensorflow  # noqa: F401
-        import tensorflow_text  # noqa: F401
-
-        # Device probing logs once, here; but it starts TensorFlow's runtime, after
-        # which a multi-worker cluster (TF_CONFIG) can no longer be joined.
-        if "TF_CONFIG" not in os.environ:
-            tensorflow.config.list_logical_devices()
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
 __version__ = "0.1.0"
 
-# From a source checkout the layers live in the top-level layers/ folder, which
-# setup.py installs as kfine.layers; let the import system find it there too.
+# TensorFlow's C++ runtime logs notices and warnings at start-up (CUDA probing,
+# oneDNN) that would bury kfine's one-line messages; keep its errors. Set before
+# TensorFlow is imported, and only when the user has not chosen a level.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+# A plain source checkout (PYTHONPATH=checkout, no install) has no kfine/layers:
+# the layers live in the top-level layers/ folder the design asks for, which a
+# wheel installs as kfine.layers (setup.py package_dir). Only this __path__ entry
+# lets the checkout import it too; the alternative, a kfine/layers symlink, breaks
+# on checkouts without symlinks and shows the layers twice to every tool that
+# walks kfine/.
 _checkout_layers = os.path.join(os.path.dirname(os.path.dirname(__file__)), "layers")
 if not os.path.isdir(os.path.join(os.path.dirname(__file__), "layers")) and os.path.isfile(
     os.path.join(_checkout_layers, "__init__.py")
@@ -68,7 +49,6 @@ _PUBLIC = {
 __all__ = ["KfineError", "KnowledgeGraphError", "ModelError", "TemplateError", *_PUBLIC]
 
 
-_import_tensorflow_quietly()
 import kfine.layers  # noqa: E402,F401  (registers the layers)
 import kfine.models.causal_lm  # noqa: E402,F401  (registers CausalLanguageModel)
 import kfine.models.discriminator  # noqa: E402,F401  (registers SequenceDiscriminator)

@@ -111,7 +111,7 @@ def cmd_data(args):
 
 
 def cmd_pretrain(args):
-    from kfine.evaluation.task import FactTask
+    from kfine.knowledge.task import FactTask
     from kfine.training.pretrain import pretrain
 
     task = FactTask.from_files(**_kg_files(args), split_seed=args.split_seed)
@@ -157,7 +157,7 @@ def cmd_generate(args):
 
 
 def cmd_finetune(args):
-    from kfine.evaluation.task import QUICK, FULL, FactTask
+    from kfine.knowledge.task import QUICK, FULL, FactTask
     from kfine.models.loading import model_file
     from kfine.training.finetune import fine_tune, results_lines
     from kfine.training.methods import get_method
@@ -216,7 +216,7 @@ def cmd_bench(args):
         return cmd_perf(args)
     if args.runs != 1:
         raise KfineError("--runs: repeats the speed measurement; use it with --perf")
-    from kfine.evaluation.bench import run_bench
+    from kfine.bench import run_bench
     from kfine.models.loading import model_file
     from kfine.training.methods import get_method
 

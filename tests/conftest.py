@@ -50,7 +50,7 @@ def people_kg_files(tmp_path_factory):
 @pytest.fixture(scope="session")
 def people_task(people_kg_files):
     """A `FactTask` over the people KG (split seed 0, full size)."""
-    from kfine.evaluation.task import FactTask
+    from kfine.knowledge.task import FactTask
 
     return FactTask.from_files(**people_kg_files)
 

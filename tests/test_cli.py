@@ -20,9 +20,10 @@ from kfine.models.generation import Generator
 from kfine.models.loading import load_model
 
 COMMAND = [sys.executable, "-m", "kfine.cli"]
-# TensorFlow's C++ runtime may log (e.g. "failed call to cuInit" on a machine
-# without a GPU driver) whatever kfine does; those lines are not kfine's output.
-_RUNTIME_LOG = re.compile(r"^([IWEF]\d{4} \d\d:\d\d:\d\d\.\d+ +\d+ \S+:\d+\]|WARNING: All log messages before absl)")
+# TensorFlow's C++ runtime logs whatever kfine does (e.g. "failed call to cuInit" without a GPU
+# driver; lines logged before absl is initialized, "I0000 00:00:<epoch>...", pass any log level);
+# those lines are not kfine's output.
+_RUNTIME_LOG = re.compile(r"^([IWEF]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ \S+:\d+\]|WARNING: All log messages before absl)")
 
 
 def kfine_lines(stderr):

@@ -16,8 +16,9 @@ import pytest
 REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Enough to check the import path; importing kfine also starts TensorFlow.
 PROBE = (
-    "import kfine.layers, kfine; "
-    "print(kfine.layers.LanguageModelHead.__module__); print(kfine.__file__); print(kfine.layers.__file__)"
+    "import kfine.layers, kfine, kfine.models.shipped as shipped; "
+    "print(kfine.layers.LanguageModelHead.__module__); print(kfine.__file__); print(kfine.layers.__file__); "
+    "print(shipped.shipped_model_path())"
 )
 
 
@@ -62,10 +63,11 @@ def test_layers_import_from_a_checkout_without_install(fresh_venv):
     assert absent.returncode != 0 and "No module named 'kfine'" in absent.stderr
     environment = {**_clean_environment(), "PYTHONPATH": REPOSITORY}
     result = _run([python, "-c", PROBE], cwd=REPOSITORY, env=environment)
-    module, kfine_file, layers_file = result.stdout.split()
+    module, kfine_file, layers_file, model_dir = result.stdout.split()
     assert module == "kfine.layers.language_model_head"
     assert kfine_file == os.path.join(REPOSITORY, "kfine", "__init__.py")
     assert layers_file == os.path.join(REPOSITORY, "layers", "__init__.py")
+    assert model_dir == os.path.join(REPOSITORY, "saved_models", "geonames-lm")
 
 
 @pytest.mark.slow
@@ -75,7 +77,7 @@ def test_non_editable_install_provides_kfine_layers(fresh_venv, tmp_path):
     source = str(tmp_path / "source")
     shutil.copytree(REPOSITORY, source, ignore=shutil.ignore_patterns(
         ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", "runs", "demo_out", ".pytest_cache",
-        ".hypothesis", "tests", "saved_models", "examples"))
+        ".hypothesis", "tests", "examples"))
     # --ignore-installed: pip must not even consider the editable kfine of the
     # environment whose packages this venv borrows.
     _run([python, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index", "--ignore-installed",
@@ -88,9 +90,12 @@ def test_non_editable_install_provides_kfine_layers(fresh_venv, tmp_path):
     outside = str(tmp_path / "elsewhere")
     os.makedirs(outside)
     result = _run([python, "-c", PROBE], cwd=outside, env=_clean_environment())
-    module, kfine_file, layers_file = result.stdout.split()
+    module, kfine_file, layers_file, model_dir = result.stdout.split()
     assert module == "kfine.layers.language_model_head"
     assert _is_under(kfine_file, venv_site_packages) and _is_under(layers_file, venv_site_packages)
+    # The shipped model is package data: the wheel carries it, not the checkout.
+    assert _is_under(model_dir, os.path.join(venv_site_packages, "kfine", "saved_models"))
+    assert sorted(os.listdir(model_dir)) == sorted(os.listdir(os.path.join(REPOSITORY, "saved_models", "geonames-lm")))
     assert not _is_under(kfine_file, REPOSITORY) and not _is_under(layers_file, REPOSITORY)
 
     script = os.path.join(os.path.dirname(python), "kfine")

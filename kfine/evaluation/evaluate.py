@@ -1,6 +1,7 @@
 """Runs a model over evaluation prompts and judges every completion."""
 
-from kfine.evaluation.metrics import AnswerJudge, DEFAULT_ABSTENTION, rates
+from kfine.evaluation.metrics import AnswerJudge, rates
+from kfine.knowledge.names import DEFAULT_ABSTENTION
 
 
 def judge_prompts(generator, knowledge_graph, prompts_with_gold, abstention=DEFAULT_ABSTENTION, max_new_tokens=16):

@@ -23,9 +23,8 @@ import math
 
 import numpy as np
 
-from kfine.knowledge.names import normalize_name
+from kfine.knowledge.names import DEFAULT_ABSTENTION, ends_at_word_boundary, normalize_name
 
-DEFAULT_ABSTENTION = "unknown"
 METRICS = ("accuracy", "hallucination_rate", "abstention_rate", "invalid_entity_rate")
 CORRECT, ABSTAINED, HALLUCINATED = "correct", "abstained", "hallucinated"
 _SENTENCE_END = ".!?"
@@ -131,10 +130,7 @@ _NAME_CONTINUATIONS = "/-_&'’"
 
 
 def _ends_at_boundary(text, end):
-    if end == len(text):
-        return True
-    following = text[end]
-    return not (following.isalnum() and text[end - 1].isalnum()) and following not in _NAME_CONTINUATIONS
+    return ends_at_word_boundary(text, end) and (end == len(text) or text[end] not in _NAME_CONTINUATIONS)
 
 
 def rates(judgements):

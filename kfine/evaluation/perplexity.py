@@ -5,7 +5,7 @@ import math
 import numpy as np
 import tensorflow as tf
 
-from kfine.training.data import token_batches
+from kfine.models.batches import token_batches
 
 
 def perplexity(generator, sentences, batch_size=64):

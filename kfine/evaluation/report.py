@@ -3,7 +3,7 @@
 import math
 
 from kfine.evaluation.references import REFERENCES
-from kfine.evaluation.task import SPLITS
+from kfine.knowledge.task import SPLITS
 
 METRIC_LABELS = {
     "accuracy": "acc",

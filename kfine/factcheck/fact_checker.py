@@ -9,7 +9,7 @@ from kfine.factcheck.verdict import REFUTED, SUPPORTED, Verdict
 from kfine.models.causal_lm import CausalLanguageModel
 from kfine.knowledge.verbalizer import Verbalizer
 from kfine.models.loading import model_file, save_model
-from kfine.training.seeding import seed_training
+from kfine.models.seeding import seed_training
 
 FACT_CHECKER_KIND = "kfine-fact-checker"
 

@@ -1,9 +1,9 @@
 """`KnowledgeGraphChecker`: the exact fact-check reference, a KG lookup."""
 
-from kfine.evaluation.metrics import CORRECT, DEFAULT_ABSTENTION, AnswerJudge, _ends_at_boundary
+from kfine.evaluation.metrics import CORRECT, AnswerJudge
 from kfine.factcheck.verdict import NOT_IN_KG, REFUTED, SUPPORTED, Verdict
 from kfine.knowledge.linker import EntityLinker
-from kfine.knowledge.names import normalize_name
+from kfine.knowledge.names import DEFAULT_ABSTENTION, ends_at_word_boundary, normalize_name
 from kfine.knowledge.templates import OBJECT, SUBJECT
 
 
@@ -65,7 +65,7 @@ class KnowledgeGraphChecker:
             for relation, pattern_before, between, suffix in self._patterns:
                 if before != pattern_before or not rest.startswith(between):
                     continue
-                if between and not _ends_at_boundary(rest, len(between)):
+                if between and not ends_at_word_boundary(rest, len(between)):
                     continue
                 readings.append(self._reading(sentence, mention.entity, relation, rest[len(between) :], suffix))
         for label in (SUPPORTED, REFUTED):

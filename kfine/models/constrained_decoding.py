@@ -36,10 +36,9 @@ import numpy as np
 import tensorflow as tf
 
 from kfine.errors import KfineError
-from kfine.evaluation.metrics import DEFAULT_ABSTENTION
 from kfine.knowledge.graph import KnowledgeGraph
 from kfine.knowledge.linker import EntityLinker
-from kfine.knowledge.names import normalize_name
+from kfine.knowledge.names import DEFAULT_ABSTENTION, normalize_name
 from kfine.knowledge.templates import SUBJECT, Templates
 
 # Tokens that may end the answer after a finished entity name.

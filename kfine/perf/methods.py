@@ -19,8 +19,8 @@ import inspect
 
 import numpy as np
 
-from kfine.evaluation.task import QUICK as QUICK_TASK
-from kfine.evaluation.task import FactTask
+from kfine.knowledge.task import QUICK as QUICK_TASK
+from kfine.knowledge.task import FactTask
 from kfine.factcheck.knowledge_graph_checker import KnowledgeGraphChecker
 from kfine.knowledge.linker import EntityLinker
 from kfine.perf.timing import interleaved, min_ratio, paired_ratio

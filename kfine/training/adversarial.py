@@ -27,7 +27,6 @@ from kfine.models.discriminator import build_discriminator
 from kfine.models.generation import Generator
 from kfine.training.baseline import fine_tune_baseline
 from kfine.training.divergence_guard import DivergenceGuard
-from kfine.training.methods import register_method
 from kfine.training.text_samples import TextSamples
 
 ESTIMATORS = ("gumbel", "reinforce")
@@ -419,7 +418,6 @@ def build_adversarial_fine_tuner(model, seed):
     return fine_tuner
 
 
-@register_method("adversarial")
 def fine_tune_adversarial(task, pretrained, seed, log_dir, quick=False, verbose=0):
     """The baseline's MLE fine-tune, then adversarial epochs with the MLE term kept.
 

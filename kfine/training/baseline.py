@@ -6,7 +6,6 @@ import keras
 
 from kfine.models.generation import Generator
 from kfine.models.loading import load_model
-from kfine.training.methods import register_method
 from kfine.training.mle import train_mle
 from kfine.training.resume import backup_callbacks
 
@@ -14,7 +13,6 @@ QUICK_EPOCHS = 30
 FULL_EPOCHS = 40
 
 
-@register_method("baseline")
 def fine_tune_baseline(task, pretrained, seed, log_dir, quick=False, verbose=0):
     """Fine-tunes the pretrained LM on the finetune sentences with next-token loss."""
     # Seed before loading: layers draw their dropout seeds when they are built.

@@ -21,7 +21,6 @@ import numpy as np
 
 from kfine.layers import KnowledgeConstraintRegularizer
 from kfine.training.knowledge import KnowledgeLanguageModel, build_knowledge_model, train_knowledge_model
-from kfine.training.methods import register_method
 
 CONSTRAINT_WEIGHT = 1.0
 REGULARIZER_STRENGTH = 0.1
@@ -130,7 +129,6 @@ def build_constrained_model(language_model, knowledge_graph, seed=0, strength=RE
                                  model_class=ConstrainedKnowledgeLanguageModel, constraint_weight=constraint_weight)
 
 
-@register_method("constraint")
 def fine_tune_constraint(task, pretrained, seed, log_dir, quick=False, verbose=0):
     """The `knowledge` method plus the KG regularizer and the knowledge-constraint loss."""
     return train_knowledge_model(

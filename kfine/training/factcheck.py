@@ -32,7 +32,6 @@ from kfine.factcheck.verdict import REFUTED, SUPPORTED
 from kfine.knowledge.templates import Templates
 from kfine.models.generation import Generator
 from kfine.training.baseline import fine_tune_baseline
-from kfine.training.methods import register_method
 from kfine.training.mle import next_token_loss
 
 CHECKERS = ("neural", "kg")
@@ -485,13 +484,11 @@ def fine_tune_with_feedback(task, pretrained, seed, log_dir, quick=False, verbos
     return FeedbackGenerator(model, fact_checker, history, task.templates)
 
 
-@register_method("factcheck")
 def fine_tune_factcheck(task, pretrained, seed, log_dir, quick=False, verbose=0, checker="neural"):
     """MLE + unlikelihood on what the fact checker refutes."""
     return fine_tune_with_feedback(task, pretrained, seed, log_dir, quick=quick, verbose=verbose, checker=checker)
 
 
-@register_method("factcheck-dpo")
 def fine_tune_factcheck_preference(task, pretrained, seed, log_dir, quick=False, verbose=0, checker="neural"):
     """MLE + unlikelihood + a DPO preference loss (supported over refuted samples)."""
     return fine_tune_with_feedback(task, pretrained, seed, log_dir, quick=quick, verbose=verbose, checker=checker,

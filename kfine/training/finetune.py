@@ -11,7 +11,7 @@ from kfine.knowledge.graph import KnowledgeGraph
 from kfine.knowledge.linker import EntityLinker
 from kfine.models.generation import Generator
 from kfine.models.loading import METADATA_FILE, MODEL_FILE, load_keras_file, load_metadata, save_model
-from kfine.training.methods import available_methods, get_method
+from kfine.training.methods import get_method
 from kfine.training.methods import method_options as checked_method_options
 from kfine.training.resume import resumable
 from kfine.training.strategy import strategy_scope
@@ -116,8 +116,6 @@ def load_fine_tuned(directory, knowledge_graph=None):
         ModelError: not a fine-tuned model directory, or a different KG.
     """
     import kfine.training.knowledge as knowledge  # registers KnowledgeLanguageModel
-
-    available_methods()  # importing the methods registers their model classes
 
     metadata = load_metadata(directory)
     if metadata.get("kind") != FINE_TUNED_KIND:

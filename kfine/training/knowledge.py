@@ -23,7 +23,6 @@ from kfine.knowledge.templates import Templates
 from kfine.layers import KnowledgeInjectionLayer
 from kfine.models.generation import Generator
 from kfine.models.loading import load_model
-from kfine.training.methods import register_method
 from kfine.training.mle import next_token_loss
 from kfine.training.resume import backup_callbacks
 
@@ -256,7 +255,6 @@ def build_knowledge_model(language_model, knowledge_graph, mode="gated", embeddi
     return model_class(language_model, injection, name="knowledge_language_model", **model_kwargs)
 
 
-@register_method("knowledge")
 def fine_tune_knowledge(task, pretrained, seed, log_dir, quick=False, verbose=0, init_embeddings=None):
     """Fine-tunes LM + KG injection + entity head on the finetune facts.
 

@@ -14,10 +14,8 @@ backbone (keys made before would go stale as the backbone trains).
 from kfine.layers import KnowledgeInjectionLayer
 from kfine.models.generation import Generator
 from kfine.training.baseline import fine_tune_baseline
-from kfine.training.methods import register_method
 
 
-@register_method("knowledge_add")
 def fine_tune_knowledge_add(task, pretrained, seed, log_dir, quick=False, verbose=0):
     """The baseline's fine-tune, then `model.add(KnowledgeInjectionLayer(...))` over the model's KG."""
     model = fine_tune_baseline(task, pretrained, seed, log_dir, quick=quick, verbose=verbose).model

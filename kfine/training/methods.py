@@ -1,42 +1,68 @@
-"""The registry of fine-tuning methods the bench compares.
+"""The table of fine-tuning methods that `kfine bench` compares and `kfine finetune` runs.
 
 A method is a function `(task, pretrained, seed, log_dir, quick, verbose) ->
 generator`: it loads the pretrained model from `pretrained`, fine-tunes it on
 `task` (a `FactTask`, whose `model_graph` is the only KG it may use), logs to
 TensorBoard under `log_dir`, and returns an object with
 `generate(prompts, max_new_tokens)` and `model` for evaluation.
+
+The built-in methods are listed in `BUILTIN_METHODS`; this module imports
+their modules and none of them imports it back. A user-defined method joins
+them with `register_method`.
 """
 
 import inspect
 
 from kfine.errors import KfineError
+from kfine.training.adversarial import fine_tune_adversarial
+from kfine.training.baseline import fine_tune_baseline
+from kfine.training.constraint import fine_tune_constraint
+from kfine.training.factcheck import fine_tune_factcheck, fine_tune_factcheck_preference
+from kfine.training.knowledge import fine_tune_knowledge
+from kfine.training.knowledge_add import fine_tune_knowledge_add
 
-_METHODS = {}
+BUILTIN_METHODS = {
+    "baseline": fine_tune_baseline,
+    "knowledge": fine_tune_knowledge,
+    "knowledge_add": fine_tune_knowledge_add,
+    "constraint": fine_tune_constraint,
+    "adversarial": fine_tune_adversarial,
+    "factcheck": fine_tune_factcheck,
+    "factcheck-dpo": fine_tune_factcheck_preference,
+}
+
+# Methods added by users with `register_method`.
+_USER_METHODS = {}
 
 
 def register_method(name):
-    """Decorator that makes a method available to `kfine bench --methods`."""
+    """Decorator that makes a user-defined method available to `kfine bench --methods` and `kfine finetune`.
+
+    Example:
+
+    >>> @register_method("my_method")
+    ... def fine_tune_mine(task, pretrained, seed, log_dir, quick=False, verbose=0):
+    ...     ...
+    """
 
     def register(function):
-        if name in _METHODS:
+        if name in BUILTIN_METHODS or name in _USER_METHODS:
             raise ValueError(f"A method named {name!r} is already registered.")
-        _METHODS[name] = function
+        _USER_METHODS[name] = function
         return function
 
     return register
 
 
 def available_methods():
-    _load_builtin_methods()
-    return sorted(_METHODS)
+    return sorted({**BUILTIN_METHODS, **_USER_METHODS})
 
 
 def get_method(name):
-    """Returns the method registered as `name`; KfineError names the known ones."""
-    _load_builtin_methods()
-    if name not in _METHODS:
-        raise KfineError(f"--methods: unknown method {name!r}; known methods: {', '.join(sorted(_METHODS))}")
-    method = _METHODS[name]
+    """Returns the method named `name`; KfineError names the known ones."""
+    method = BUILTIN_METHODS.get(name, _USER_METHODS.get(name))
+    if method is None:
+        raise KfineError(f"--methods: unknown method {name!r}; known methods: {', '.join(available_methods())}")
     _check_signature(name, method)
     return method
 
@@ -70,12 +96,3 @@ def method_options(name, init_embeddings=None):
             raise KfineError(f"--{option.replace('_', '-')}: method {name!r} does not take it")
     return options
 
-
-def _load_builtin_methods():
-    # Importing a method's module registers it.
-    import kfine.training.baseline  # noqa: F401
-    import kfine.training.constraint  # noqa: F401
-    import kfine.training.factcheck  # noqa: F401
-    import kfine.training.knowledge  # noqa: F401
-    import kfine.training.knowledge_add  # noqa: F401
-    import kfine.training.adversarial  # noqa: F401

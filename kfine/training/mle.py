@@ -4,7 +4,7 @@ import warnings
 
 import keras
 
-from kfine.training.data import token_batches
+from kfine.models.batches import token_batches
 
 
 def next_token_loss():

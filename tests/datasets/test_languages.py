@@ -7,7 +7,7 @@ import pytest
 from kfine.cli import main
 from kfine.datasets.languages import TEMPLATES, build_languages
 from kfine.knowledge import KnowledgeGraph, Templates
-from kfine.evaluation.task import FactTask
+from kfine.knowledge.task import FactTask
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ import pytest
 from kfine.evaluation.metrics import (
     ABSTAINED,
     CORRECT,
-    DEFAULT_ABSTENTION,
     HALLUCINATED,
     METRICS,
     AnswerJudge,
@@ -16,6 +15,7 @@ from kfine.evaluation.metrics import (
     rates,
 )
 from kfine.knowledge import KnowledgeGraph
+from kfine.knowledge.names import DEFAULT_ABSTENTION
 
 # A small KG of another domain. "Dun", "Dunmoor" and "Dunmoor Heights" are
 # prefixes of one another, so the longest-match rule matters.

@@ -3,7 +3,7 @@
 import pytest
 
 from kfine.datasets.geonames import build_geonames
-from kfine.evaluation.task import QUICK, FactTask
+from kfine.knowledge.task import QUICK, FactTask
 
 
 @pytest.fixture(scope="module")

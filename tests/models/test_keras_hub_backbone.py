@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from kfine.errors import ModelError
-from kfine.evaluation.task import SPLITS
+from kfine.knowledge.task import SPLITS
 from kfine.layers import LanguageModelHead
 from kfine.models.causal_lm import CausalLanguageModel
 from kfine.models.generation import Generator
@@ -122,7 +122,7 @@ def test_backbone_layer(preset_dir):
 
 
 def test_usable_as_the_pretrained_model_of_the_bench(preset_dir, people_kg_files, tmp_path, short_baseline):
-    from kfine.evaluation.bench import run_bench
+    from kfine.bench import run_bench
 
     results = run_bench(people_kg_files, preset_dir, ["baseline"], 1, str(tmp_path / "bench"), quick=True,
                         echo=lambda line: None)

@@ -32,7 +32,7 @@ MIRRORED_SCRIPT = textwrap.dedent(
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 
     import keras
-    from kfine.evaluation.task import FactTask
+    from kfine.knowledge.task import FactTask
     from kfine.models.causal_lm import build_causal_lm
     from kfine.models.loading import load_model
     from kfine.training.mle import train_mle

@@ -9,7 +9,8 @@ from people_kg import TINY_ARCHITECTURE
 from kfine.errors import KfineError
 from kfine.models.loading import load_metadata, load_model
 from kfine.training import methods
-from kfine.training.data import token_batches
+from kfine.training.baseline import fine_tune_baseline
+from kfine.models.batches import token_batches
 from kfine.training.pretrain import pretrain
 
 SENTENCES = [
@@ -57,9 +58,10 @@ def test_token_batches_shuffle_with_a_seed(people_tokenizer, people_task):
     assert sorted(order(3)) == sorted(order(None))
 
 
-def test_method_registry(monkeypatch):
-    monkeypatch.setattr(methods, "_METHODS", dict(methods._METHODS))
-    assert "baseline" in methods.available_methods()
+def test_method_table_and_user_registration(monkeypatch):
+    monkeypatch.setattr(methods, "_USER_METHODS", {})
+    assert methods.available_methods() == sorted(methods.BUILTIN_METHODS)
+    assert methods.get_method("baseline") is fine_tune_baseline
     with pytest.raises(KfineError, match="--methods: unknown method 'nope'; known methods: .*baseline"):
         methods.get_method("nope")
 
@@ -68,8 +70,18 @@ def test_method_registry(monkeypatch):
         return None
 
     assert methods.get_method("test_only") is fine_tune
-    with pytest.raises(ValueError, match="'test_only' is already registered"):
-        methods.register_method("test_only")(fine_tune)
+    assert "test_only" in methods.available_methods()
+    for taken in ("test_only", "baseline"):
+        with pytest.raises(ValueError, match=f"{taken!r} is already registered"):
+            methods.register_method(taken)(fine_tune)
+
+    @methods.register_method("no_seed")
+    def fine_tune_without_seed(task, pretrained, log_dir, quick=False, verbose=0):
+        return None
+
+    with pytest.raises(KfineError, match=r"^method 'no_seed': .*fine_tune_without_seed is registered but cannot be "
+                                         r"called as a method \(.*seed.*\); a method takes task, pretrained, seed"):
+        methods.get_method("no_seed")
 
 
 def test_pretrain_writes_a_documented_model(pretrained_dir, people_task):

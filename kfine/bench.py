@@ -14,7 +14,7 @@ from kfine.evaluation.metrics import ABSTAINED, CORRECT, HALLUCINATED, METRICS, 
 from kfine.evaluation.perplexity import perplexity
 from kfine.evaluation.references import REFERENCES, reference_correctness, reference_rates
 from kfine.evaluation.report import results_table, write_chart
-from kfine.evaluation.task import FULL, QUICK, FactTask
+from kfine.knowledge.task import FULL, QUICK, FactTask
 from kfine.io import atomic_file, write_json, write_jsonl
 from kfine.models.constrained_decoding import constrained
 from kfine.models.loading import load_metadata

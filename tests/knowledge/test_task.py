@@ -12,7 +12,7 @@ from kfine.evaluation.evaluate import evaluate_splits, judge_prompts
 from kfine.evaluation.metrics import ABSTAINED, CORRECT, HALLUCINATED
 from kfine.evaluation.perplexity import perplexity
 from kfine.evaluation.report import results_table, write_chart
-from kfine.evaluation.task import FULL, QUICK, SPLITS, FactTask, TaskSize
+from kfine.knowledge.task import FULL, QUICK, SPLITS, FactTask, TaskSize
 from kfine.knowledge import Templates
 from kfine.models.causal_lm import build_causal_lm
 from kfine.models.generation import Generator

@@ -5,7 +5,7 @@ import random
 import keras
 import numpy as np
 
-from kfine.training.seeding import seed_training
+from kfine.models.seeding import seed_training
 
 
 def dropout_masks(model):

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kfine.evaluation.bench import load_results, run_bench
+from kfine.bench import load_results, run_bench
 from kfine.evaluation.metrics import METRICS
 from kfine.evaluation.references import REFERENCES
-from kfine.evaluation.task import QUICK, FactTask
+from kfine.knowledge.task import QUICK, FactTask
 from kfine.models.loading import load_metadata
 
 # The people KG has no unknown-inferable facts (see tests/evaluation/test_task.py).
