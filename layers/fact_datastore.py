@@ -141,7 +141,9 @@ class FactDatastore(keras.layers.Layer):
         self.keys = self.add_weight(
             name="keys", shape=(self.size, self.hidden_dim), initializer="zeros", trainable=False, dtype="float32"
         )
-        self.values = self.add_weight(name="values", shape=(self.size,), initializer="zeros", trainable=False, dtype="int32")
+        self.values = self.add_weight(
+            name="values", shape=(self.size,), initializer="zeros", trainable=False, dtype="int32"
+        )
 
     def call(self, inputs):
         hidden_states, logits = inputs

@@ -222,7 +222,7 @@ class KnowledgeGraphEncoder(keras.layers.Layer):
 
     def _entity_table(self, training):
         dtype = self.compute_dtype
-        rows, dim = self.num_entities + 1, self.embedding_dim
+        rows = self.num_entities + 1
         num_directed = 2 * self.num_relations
         is_entity = keras.ops.cast(keras.ops.arange(rows) > 0, dtype)[:, None]
         states = keras.ops.cast(self.entity_embeddings, dtype) * is_entity
@@ -364,7 +364,8 @@ def _counts_from_graph(knowledge_graph, counts, kg_fingerprint):
     fingerprint = knowledge_graph.fingerprint()
     if kg_fingerprint is not None and kg_fingerprint != fingerprint:
         raise ValueError(
-            f"`kg_fingerprint` is not the knowledge graph's ({fingerprint}). Received: kg_fingerprint={kg_fingerprint!r}"
+            f"`kg_fingerprint` is not the knowledge graph's ({fingerprint}). "
+            f"Received: kg_fingerprint={kg_fingerprint!r}"
         )
     return actual, fingerprint
 

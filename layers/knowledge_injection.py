@@ -195,7 +195,9 @@ class KnowledgeInjectionLayer(keras.layers.Layer):
         for name, value in given.items():
             actual = getattr(encoder, name)
             if value is not None and value != actual:
-                raise ValueError(f"`{name}` disagrees with the encoder, which has {actual!r}. Received: {name}={value!r}")
+                raise ValueError(
+                    f"`{name}` disagrees with the encoder, which has {actual!r}. Received: {name}={value!r}"
+                )
 
     def for_language_model(self, model, verbose=0):
         """Returns the layer `CausalLanguageModel.add` adds in this one's place: a `FactDatastore`.

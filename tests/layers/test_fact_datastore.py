@@ -68,7 +68,9 @@ def test_held_out_facts_are_answered_from_the_datastore(pretrained_dir, model_wi
     plain = load_model(pretrained_dir)
     without = rates(judge_prompts(Generator(plain, plain.tokenizer), people_task.knowledge_graph, prompts))
     with_datastore = rates(
-        judge_prompts(Generator(model_with_datastore, model_with_datastore.tokenizer), people_task.knowledge_graph, prompts)
+        judge_prompts(
+            Generator(model_with_datastore, model_with_datastore.tokenizer), people_task.knowledge_graph, prompts
+        )
     )
     # The tiny model (1 layer, d=32) separates subjects' hidden states only
     # partly, so neighbours of other people share the vote; still, the
@@ -100,7 +102,9 @@ def test_jit_compiled_fit_trains_through_the_mixture(fresh_model_with_datastore)
     model_with_datastore = fresh_model_with_datastore
     from kfine.training.mle import next_token_loss
 
-    token_ids = _token_ids(model_with_datastore, ["Alda Varenko plays the harp .", "Cela Varenko works for Lumen Freight ."])
+    token_ids = _token_ids(
+        model_with_datastore, ["Alda Varenko plays the harp .", "Cela Varenko works for Lumen Freight ."]
+    )
     model_with_datastore.compile(optimizer=keras.optimizers.Adam(1e-3), loss=next_token_loss(), jit_compile=True)
     before = [keras.ops.convert_to_numpy(w).copy() for w in model_with_datastore.trainable_weights]
     history = model_with_datastore.fit(token_ids[:, :-1], token_ids[:, 1:], epochs=2, verbose=0)

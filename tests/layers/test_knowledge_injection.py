@@ -92,7 +92,9 @@ def test_carry_forward(kg):
     hidden = np.zeros((2, 7, HIDDEN_DIM), "float32")
     outputs = keras.ops.convert_to_numpy(layer([hidden, entity_ids]))
     table = keras.ops.convert_to_numpy(layer.encoder.entity_table())
-    np.testing.assert_allclose(outputs[..., HIDDEN_DIM : HIDDEN_DIM + ENTITY_DIM], table[keras.ops.convert_to_numpy(carried)])
+    np.testing.assert_allclose(
+        outputs[..., HIDDEN_DIM : HIDDEN_DIM + ENTITY_DIM], table[keras.ops.convert_to_numpy(carried)]
+    )
 
 
 def test_memory_read_picks_the_queried_fact(kg):
@@ -136,7 +138,11 @@ def test_memory_read_is_a_softmax_over_every_fact_of_the_entity():
     keys = layer.encoder.relation_embeddings.numpy()
     queries = keras.ops.convert_to_numpy(layer.memory_query(hidden))[0]
     for position, row in enumerate(entity_ids[0]):
-        facts = [(graph.relation_id(r), graph.entity_id(o) + 1) for s, r, o in triples if row and graph.entity_id(s) + 1 == row]
+        facts = [
+            (graph.relation_id(r), graph.entity_id(o) + 1)
+            for s, r, o in triples
+            if row and graph.entity_id(s) + 1 == row
+        ]
         if not facts:
             np.testing.assert_array_equal(read[position], 0.0)
             continue
