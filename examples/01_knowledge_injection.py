@@ -4,8 +4,9 @@ Run from the repository root after `make install` (or inside `make demo`'s .venv
 
     .venv/bin/python examples/01_knowledge_injection.py
 
-1. `model.add(KnowledgeInjectionLayer(kg, templates=templates))`: the layer sees
-   only hidden states; it keys a kNN datastore by the model's own hidden states
+1. `model.add(KnowledgeInjectionLayer(kg, templates=templates))`: the model hands
+   added layers hidden states only, so it adds a `FactDatastore` in the layer's
+   place, a kNN datastore keyed by the model's own hidden states
    over the KG's facts, so held-out subjects (never in any training text) get
    their facts from the KG. Then `model.fit` fine-tunes the whole model on the
    fine-tuning sentences, and the datastore's keys are refreshed to follow the
@@ -60,7 +61,7 @@ dataset = token_batches(model.tokenizer, task.finetune_sentences, model.sequence
 model.compile(optimizer=keras.optimizers.AdamW(learning_rate=1e-3), loss=next_token_loss())
 model.fit(dataset, epochs=3)
 # The keys were made by the backbone before fit: recompute them with the trained one.
-model.get_layer("knowledge_injection").datastore.refresh(model, task.model_graph, task.templates)
+model.get_layer("knowledge_injection").refresh(model, task.model_graph, task.templates)
 print("after model.fit, held-out accuracy:", heldout_accuracy(generator),
       "paraphrase accuracy:", rates(judge_prompts(generator, task.knowledge_graph, paraphrase))["accuracy"])
 prompt = paraphrase[0][0].text

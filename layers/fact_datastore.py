@@ -4,7 +4,8 @@ import keras
 import numpy as np
 
 from kfine.knowledge.templates import Templates
-from kfine.layers.knowledge_graph_encoder import _check_positive_int, check_fingerprint
+from kfine.layers.knowledge_graph_encoder import check_fingerprint
+from kfine.layers.layer_utils import check_positive_int
 
 # Floor of the mixed probabilities before the log, so that a token neither
 # distribution gives any mass gets a large negative, finite logit.
@@ -15,26 +16,18 @@ _SMALLEST_PROBABILITY = 1e-12
 class FactDatastore(keras.layers.Layer):
     """Mixes a language model's next-token distribution with the KG facts nearest its hidden state.
 
-    kNN-LM (Khandelwal et al., ICLR 2020) over a knowledge graph: every fact
-    is written out with the training templates, the language model reads
-    each sentence, and the hidden state that predicts each token of the
-    object's name and of the rest of the sentence up to `[EOS]` (so the
-    model knows where the name and the sentence end) becomes a key whose
-    value is that token. At a query, the
-    `top_k` keys nearest the hidden state by cosine similarity vote for
-    their tokens with weights `softmax(similarity / temperature)`; the vote
-    is mixed with the model's own distribution:
-    `p = interpolation * p_knn + (1 - interpolation) * p_lm`.
-
-    The keys live in the model's own representation space, so a prompt about
-    a subject the model never saw in training text still lands next to the
-    keys of that subject's facts, and the answer's name is copied token by
-    token. Keys go stale as the backbone trains: `refresh` recomputes them.
-
-    The layer reads the hidden states and the logits of a
-    `CausalLanguageModel` (`reads_hidden_states = True`: `model.add` puts it
-    after the head and hands it both); it is usually created for you by
-    `KnowledgeInjectionLayer` on the `model.add` path.
+    kNN-LM (Khandelwal et al., ICLR 2020) over a knowledge graph: each fact,
+    written out with each training template, is read by the language model;
+    the hidden state before each token of the object's name and of the rest
+    of the sentence up to `[EOS]` becomes a key whose value is that token.
+    At a query the `top_k` keys nearest by cosine similarity vote with
+    weights `softmax(similarity / temperature)`, and
+    `p = interpolation * p_knn + (1 - interpolation) * p_lm`. The keys live
+    in the model's own space, so a subject never seen in training text still
+    finds its facts; `refresh` recomputes them after the backbone trains.
+    `CausalLanguageModel.add` places the layer after the head and hands it
+    `[hidden_states, logits]` (`reads_hidden_states = True`);
+    `model.add(KnowledgeInjectionLayer(kg, templates=templates))` adds one.
 
     Args:
         size: int. Number of keys.
@@ -47,7 +40,7 @@ class FactDatastore(keras.layers.Layer):
         **kwargs: standard `keras.layers.Layer` arguments.
 
     Call arguments:
-        inputs: a list `[hidden_states, logits]`: float
+        inputs: list `[hidden_states, logits]`: float
             `(batch, sequence, hidden_dim)` and `(batch, sequence, vocabulary_size)`.
 
     Returns:
@@ -77,8 +70,8 @@ class FactDatastore(keras.layers.Layer):
     ):
         super().__init__(**kwargs)
         for name, value in (("size", size), ("hidden_dim", hidden_dim), ("vocabulary_size", vocabulary_size)):
-            _check_positive_int(name, value)
-        _check_positive_int("top_k", top_k)
+            check_positive_int(name, value)
+        check_positive_int("top_k", top_k)
         if not isinstance(temperature, (int, float)) or temperature <= 0:
             raise ValueError(f"`temperature` must be a positive number. Received: temperature={temperature!r}")
         if not isinstance(interpolation, (int, float)) or not 0 <= interpolation <= 1:
@@ -148,7 +141,9 @@ class FactDatastore(keras.layers.Layer):
         self.keys = self.add_weight(
             name="keys", shape=(self.size, self.hidden_dim), initializer="zeros", trainable=False, dtype="float32"
         )
-        self.values = self.add_weight(name="values", shape=(self.size,), initializer="zeros", trainable=False, dtype="int32")
+        self.values = self.add_weight(
+            name="values", shape=(self.size,), initializer="zeros", trainable=False, dtype="int32"
+        )
 
     def call(self, inputs):
         hidden_states, logits = inputs

@@ -3,7 +3,7 @@
 import keras
 import numpy as np
 
-from kfine.layers.knowledge_graph_encoder import _is_int
+from kfine.layers.layer_utils import is_int
 
 SCORES = ("transe",)
 
@@ -77,13 +77,13 @@ class KnowledgeConstraintRegularizer(keras.regularizers.Regularizer):
             raise ValueError(f"`strength` must be a non-negative float. Received: strength={strength!r}")
         if not _is_number(margin) or margin <= 0:
             raise ValueError(f"`margin` must be a positive float. Received: margin={margin!r}")
-        if not _is_int(num_samples) or num_samples < 1:
+        if not is_int(num_samples) or num_samples < 1:
             raise ValueError(f"`num_samples` must be a positive int. Received: num_samples={num_samples!r}")
         if score not in SCORES:
             raise ValueError(f"`score` must be one of {SCORES}. Received: score={score!r}")
-        if not _is_int(num_entities) or num_entities < 1:
+        if not is_int(num_entities) or num_entities < 1:
             raise ValueError(f"`num_entities` must be a positive int. Received: num_entities={num_entities!r}")
-        if not _is_int(row_offset) or row_offset < 0:
+        if not is_int(row_offset) or row_offset < 0:
             raise ValueError(f"`row_offset` must be a non-negative int. Received: row_offset={row_offset!r}")
         if len(triples) == 0:
             raise ValueError("`triples` must hold at least one fact. Received: no triples")

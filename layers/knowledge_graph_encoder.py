@@ -6,6 +6,7 @@ import keras
 import numpy as np
 
 from kfine.errors import ModelError
+from kfine.layers.layer_utils import check_positive_int, check_rate, clone_initializer, is_int
 
 
 @keras.saving.register_keras_serializable(package="kfine")
@@ -114,10 +115,10 @@ class KnowledgeGraphEncoder(keras.layers.Layer):
         **kwargs,
     ):
         super().__init__(**kwargs)
-        _check_positive_int("embedding_dim", embedding_dim)
-        if not _is_int(num_layers) or num_layers < 0:
+        check_positive_int("embedding_dim", embedding_dim)
+        if not is_int(num_layers) or num_layers < 0:
             raise ValueError(f"`num_layers` must be a non-negative int. Received: num_layers={num_layers}")
-        _check_rate("dropout", dropout)
+        check_rate("dropout", dropout)
         if isinstance(edges_per_relation, tuple):
             edges_per_relation = list(edges_per_relation)
         counts = {
@@ -171,14 +172,16 @@ class KnowledgeGraphEncoder(keras.layers.Layer):
         self.entity_embeddings = self.add_weight(
             name="entity_embeddings",
             shape=(rows, dim),
-            initializer=self.embeddings_initializer,
+            initializer=clone_initializer(self.embeddings_initializer),
             regularizer=self.embeddings_regularizer,
         )
         if self._initial_embeddings is not None:
             table = np.concatenate([np.zeros((1, dim)), self._initial_embeddings])
             self.entity_embeddings.assign(table.astype(self.entity_embeddings.dtype))
         self.relation_embeddings = self.add_weight(
-            name="relation_embeddings", shape=(num_directed, dim), initializer=self.embeddings_initializer
+            name="relation_embeddings",
+            shape=(num_directed, dim),
+            initializer=clone_initializer(self.embeddings_initializer),
         )
         # The edges are data, not parameters: int32 weights that fit() leaves
         # alone but .keras files save, so the config stays small.
@@ -192,13 +195,17 @@ class KnowledgeGraphEncoder(keras.layers.Layer):
         self.self_kernels, self.relation_kernels, self.biases = [], [], []
         for index in range(self.num_layers):
             self.self_kernels.append(
-                self.add_weight(name=f"self_kernel_{index}", shape=(dim, dim), initializer=self.kernel_initializer)
+                self.add_weight(
+                    name=f"self_kernel_{index}",
+                    shape=(dim, dim),
+                    initializer=clone_initializer(self.kernel_initializer),
+                )
             )
             self.relation_kernels.append(
                 self.add_weight(
                     name=f"relation_kernel_{index}",
                     shape=(num_directed, dim, dim),
-                    initializer=self.kernel_initializer,
+                    initializer=clone_initializer(self.kernel_initializer),
                 )
             )
             self.biases.append(self.add_weight(name=f"bias_{index}", shape=(dim,), initializer="zeros"))
@@ -215,7 +222,7 @@ class KnowledgeGraphEncoder(keras.layers.Layer):
 
     def _entity_table(self, training):
         dtype = self.compute_dtype
-        rows, dim = self.num_entities + 1, self.embedding_dim
+        rows = self.num_entities + 1
         num_directed = 2 * self.num_relations
         is_entity = keras.ops.cast(keras.ops.arange(rows) > 0, dtype)[:, None]
         states = keras.ops.cast(self.entity_embeddings, dtype) * is_entity
@@ -357,7 +364,8 @@ def _counts_from_graph(knowledge_graph, counts, kg_fingerprint):
     fingerprint = knowledge_graph.fingerprint()
     if kg_fingerprint is not None and kg_fingerprint != fingerprint:
         raise ValueError(
-            f"`kg_fingerprint` is not the knowledge graph's ({fingerprint}). Received: kg_fingerprint={kg_fingerprint!r}"
+            f"`kg_fingerprint` is not the knowledge graph's ({fingerprint}). "
+            f"Received: kg_fingerprint={kg_fingerprint!r}"
         )
     return actual, fingerprint
 
@@ -370,15 +378,15 @@ def _check_counts(counts):
             "`edges_per_relation`. "
             f"Received: {', '.join(f'{name}=None' for name in missing)}"
         )
-    _check_positive_int("num_entities", counts["num_entities"])
-    _check_positive_int("num_relations", counts["num_relations"])
-    if not _is_int(counts["num_edges"]) or counts["num_edges"] < 0:
+    check_positive_int("num_entities", counts["num_entities"])
+    check_positive_int("num_relations", counts["num_relations"])
+    if not is_int(counts["num_edges"]) or counts["num_edges"] < 0:
         raise ValueError(f"`num_edges` must be a non-negative int. Received: num_edges={counts['num_edges']}")
     per_relation = counts["edges_per_relation"]
     if (
         not isinstance(per_relation, (list, tuple))
         or len(per_relation) != counts["num_relations"]
-        or not all(_is_int(count) and count >= 0 for count in per_relation)
+        or not all(is_int(count) and count >= 0 for count in per_relation)
         or sum(per_relation) != counts["num_edges"]
     ):
         raise ValueError(
@@ -393,16 +401,3 @@ def _edges_by_relation(knowledge_graph):
     order = np.argsort(relations, kind="stable")
     return subjects[order], relations[order], objects[order]
 
-
-def _is_int(value):
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
-def _check_positive_int(name, value):
-    if not _is_int(value) or value < 1:
-        raise ValueError(f"`{name}` must be a positive int. Received: {name}={value!r}")
-
-
-def _check_rate(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-        raise ValueError(f"`{name}` must be a float in [0, 1). Received: {name}={value!r}")

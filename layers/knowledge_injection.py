@@ -3,13 +3,10 @@
 import keras
 import numpy as np
 
+from kfine.knowledge.templates import Templates
 from kfine.layers.fact_datastore import FactDatastore
-from kfine.layers.knowledge_graph_encoder import (
-    KnowledgeGraphEncoder,
-    _check_positive_int,
-    _check_rate,
-    check_fingerprint,
-)
+from kfine.layers.knowledge_graph_encoder import KnowledgeGraphEncoder, check_fingerprint
+from kfine.layers.layer_utils import check_positive_int, check_rate, clone_initializer
 
 MODES = ("concat", "gated", "add")
 # Score of what must never be picked (padding facts, entity row 0); finite,
@@ -19,123 +16,63 @@ _LARGE_NEGATIVE = -1e9
 
 @keras.saving.register_keras_serializable(package="kfine")
 class KnowledgeInjectionLayer(keras.layers.Layer):
-    """Fuses the knowledge-graph entity at each position into the hidden states.
+    """Fuses the knowledge-graph entity linked at each position into the hidden states.
 
-    At every position the layer finds an entity: the one the `EntityLinker`
-    linked there or, with `carry_entities=True`, the most recent one linked
-    at or before it, so the position just before an answer still knows the
-    subject of the sentence. It then reads two vectors of size `entity_dim`:
+    Each position reads its entity (the `EntityLinker`'s, or with
+    `carry_entities` the latest one at or before it) as two vectors of size
+    `entity_dim`: its row of a `KnowledgeGraphEncoder` (R-GCN), and a
+    key-value memory read over its facts (keys: relation embeddings;
+    values: object rows plus keys; query: a projection of the hidden state).
+    Both are zeros where there is no entity. `mode` joins them, `k`, to the
+    hidden states `h`: `"concat"` gives `[h, k]`; `"add"` gives `h + W k`;
+    `"gated"` (ERNIE-style) gives `h + sigmoid(W_t h + W_g k + b) * W k`.
+    `"add"` and `"gated"` keep the hidden size and leave positions without
+    an entity unchanged. The layer also keeps each entity's facts as int32
+    weights (`fact_relations`, `fact_objects`, for a fact pointer) and
+    scores entities from features (`entity_scores`, tied to the encoder).
 
-    - the entity representation: the entity's row of a
-      `KnowledgeGraphEncoder` (R-GCN over the whole graph);
-    - the relation representation: a key-value memory read over the
-      entity's outgoing facts (KnowBERT / memory-network style). The keys are
-      the facts' relation embeddings, the values the objects' encoder rows
-      plus the relation embeddings, the query a projection of the hidden
-      state; softmax attention over all of the entity's facts (read from
-      the encoder's edges).
-
-    Both are zeros where there is no entity (and the read is zeros for an
-    entity without facts). How they join the hidden states depends on
-    `mode`:
-
-    - `"concat"`: `concat([hidden, entity, relation])`, of size
-      `hidden_dim + 2 * entity_dim` (the design documents' behaviour);
-    - `"gated"` (ERNIE-style): `hidden + g * W_k k` with
-      `g = sigmoid(W_t hidden + W_e k + b)` and `k = [entity; relation]`;
-    - `"add"`: `hidden + W_k k`.
-
-    In `"gated"` and `"add"` modes the output keeps `hidden_dim` and
-    positions without an entity pass through unchanged (`W_k` has no bias).
-
-    The layer also keeps a fact table for the knowledge method's fact
-    pointer (`fact_relations`, `fact_objects`): non-trainable int32 weights
-    of shape `(num_entities + 1, max_degree)`, relation ids and object rows
-    (entity id + 1, 0 for padding, which also marks the slot invalid). An
-    entity with more than `max_facts` facts keeps `max_facts` of them
-    there, taken in turn from each of its relations so that every relation
-    stays reachable.
-
-    The layer also scores every entity from a feature vector
-    (`entity_scores`): an entity output head tied to the encoder's table.
-
-    **The `model.add` path.** Added to a `CausalLanguageModel` with
-    `model.add(layer)`, the layer sees only the model's hidden states: no
-    linker ids. There it reads the KG through a `FactDatastore` (kNN-LM):
-    `model.add` calls `attach_to(model)`, which verbalizes every fact with
-    `templates` and keys it by the model's own hidden states; the layer then
-    sits after the head, receives `[hidden_states, logits]`, and returns the
-    logits of the model's distribution mixed with the nearest facts' next
-    tokens. Held-out facts (subjects never in training text) are answered
-    from the KG; see the README for measured figures of both paths.
+    A `CausalLanguageModel` hands added layers hidden states only: there
+    `model.add(KnowledgeInjectionLayer(kg, templates=templates))` adds the
+    `FactDatastore` that `for_language_model` makes in this layer's place.
 
     Args:
-        knowledge_graph: `kfine.knowledge.KnowledgeGraph` or None. Needed
-            unless the layer is rebuilt from its config (then `encoder`,
-            `num_entities`, `num_relations` and `max_degree` are given and
-            the facts come from the saved weights).
+        knowledge_graph: `kfine.knowledge.KnowledgeGraph`, or None when
+            rebuilt from a config (the facts are then in the weights).
         mode: str. One of `"concat"`, `"gated"`, `"add"`.
-        encoder: `KnowledgeGraphEncoder` or None. The entity encoder; by
-            default one is built from `knowledge_graph` with `entity_dim`.
-        entity_dim: int. Size of the entity and relation representations;
-            must equal `encoder.embedding_dim` when an encoder is given.
+        encoder: `KnowledgeGraphEncoder` or None (one is built with
+            `entity_dim`, `initial_embeddings`, `embeddings_regularizer`).
+        entity_dim: int. Size of the entity and relation vectors.
         carry_entities: bool. Whether positions without a mention take the
-            most recent entity before them.
-        max_facts: int or None. Most facts per entity in the fact table
-            (the slots the fact pointer picks from); None keeps all. The
-            memory read always covers every fact.
-        entity_head: bool. Whether to build the projection `entity_scores`
-            needs. Its weights get no gradient when a model never calls
-            `entity_scores` (Keras then warns once that they have none).
-        dropout: float. Dropout rate on the entity and relation
-            representations.
-        initial_embeddings: float array `(num_entities, entity_dim)` or
-            None. Pretrained KG embeddings for the encoder this layer builds.
-        kernel_initializer: initializer of the layer's projections.
-        embeddings_regularizer: regularizer or None. Regularizes the entity
-            table of the encoder this layer builds (e.g. a
-            `KnowledgeConstraintRegularizer`); saved in the encoder's config.
-        num_entities: int or None. From `knowledge_graph` when given.
-        num_relations: int or None. From `knowledge_graph` when given.
-        max_degree: int or None. Fact slots per entity; from
-            `knowledge_graph` and `max_facts` when given.
-        kg_fingerprint: str or None. From `knowledge_graph` when given.
-        templates: `Templates` or None. Needed on the `model.add` path,
-            to verbalize the facts that key the datastore (only their
-            training templates are used).
-        datastore: `FactDatastore` or None. The datastore of the
-            `model.add` path; made by `attach_to` when not given.
+            latest entity before them.
+        max_facts: int or None. Most facts per entity kept for the fact
+            pointer; the memory read always covers every fact.
+        entity_head: bool. Whether to build the projection of `entity_scores`.
+        dropout: float. Dropout rate on the entity and relation vectors.
+        initial_embeddings: float array `(num_entities, entity_dim)` or None.
+        kernel_initializer: initializer of the projections (one clone each).
+        embeddings_regularizer: regularizer of the built encoder's table.
+        num_entities, num_relations, max_degree, kg_fingerprint: set by
+            `from_config`; taken from `knowledge_graph` otherwise.
+        templates: `Templates` or None. Only for `for_language_model`.
         **kwargs: standard `keras.layers.Layer` arguments.
 
     Call arguments:
-        inputs: a list `[hidden_states, entity_ids]`: float
+        inputs: list `[hidden_states, entity_ids]`: float
             `(batch, sequence, hidden_dim)` and int `(batch, sequence)`
-            (linker output: entity id + 1, 0 for no entity); on the
-            `model.add` path `[hidden_states, logits]`, as the
-            `CausalLanguageModel` passes them.
-        mask: optional; the hidden states' mask is passed through.
+            (entity id + 1, 0 for no entity, as the linker writes them).
+        mask: optional; the hidden states' mask passes through.
         training: bool. Whether dropout is active.
 
     Returns:
-        `(batch, sequence, hidden_dim + 2 * entity_dim)` in `"concat"` mode,
-        `(batch, sequence, hidden_dim)` otherwise, in the compute dtype; on
-        the `model.add` path float32 logits `(batch, sequence, vocabulary)`.
+        `(batch, sequence, hidden_dim + 2 * entity_dim)` for `"concat"`,
+        else `(batch, sequence, hidden_dim)`, in the compute dtype.
 
     Example:
 
     >>> kg = KnowledgeGraph([("France", "capital", "Paris")])
     >>> layer = KnowledgeInjectionLayer(kg, entity_dim=8)
-    >>> hidden = keras.ops.zeros((1, 3, 16))
-    >>> entity_ids = keras.ops.array([[1, 0, 0]])  # "France" then two other tokens
-    >>> layer([hidden, entity_ids]).shape
+    >>> layer([keras.ops.zeros((1, 3, 16)), keras.ops.array([[1, 0, 0]])]).shape
     (1, 3, 32)
-
-    The `model.add` path:
-
-    >>> model = kfine.load_model("saved_models/geonames-lm")
-    >>> model.add(KnowledgeInjectionLayer(kg, templates=templates))
-    >>> kfine.generate(model, ["The capital of France is"])
-    ['Paris .']
     """
 
     def __init__(
@@ -156,22 +93,21 @@ class KnowledgeInjectionLayer(keras.layers.Layer):
         max_degree=None,
         kg_fingerprint=None,
         templates=None,
-        datastore=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
-        if datastore is not None and not isinstance(datastore, FactDatastore):
-            raise ValueError(f"`datastore` must be a FactDatastore. Received: datastore={datastore!r}")
+        if templates is not None and not isinstance(templates, Templates):
+            raise ValueError(f"`templates` must be a kfine Templates. Received: templates={templates!r}")
         if mode not in MODES:
             raise ValueError(f"`mode` must be one of {MODES}. Received: mode={mode!r}")
-        _check_positive_int("entity_dim", entity_dim)
+        check_positive_int("entity_dim", entity_dim)
         if not isinstance(carry_entities, bool):
             raise ValueError(f"`carry_entities` must be a bool. Received: carry_entities={carry_entities!r}")
         if max_facts is not None:
-            _check_positive_int("max_facts", max_facts)
+            check_positive_int("max_facts", max_facts)
         if not isinstance(entity_head, bool):
             raise ValueError(f"`entity_head` must be a bool. Received: entity_head={entity_head!r}")
-        _check_rate("dropout", dropout)
+        check_rate("dropout", dropout)
         encoder = self._make_encoder(knowledge_graph, encoder, entity_dim, initial_embeddings, embeddings_regularizer)
         self._check_matches_encoder(encoder, num_entities, num_relations, kg_fingerprint)
 
@@ -190,7 +126,7 @@ class KnowledgeInjectionLayer(keras.layers.Layer):
                 "Pass a `knowledge_graph`, or `max_degree` with an `encoder` (as `from_config` does). "
                 "Received: knowledge_graph=None, max_degree=None"
             )
-        _check_positive_int("max_degree", max_degree)
+        check_positive_int("max_degree", max_degree)
 
         self.mode = mode
         self.encoder = encoder
@@ -205,14 +141,9 @@ class KnowledgeInjectionLayer(keras.layers.Layer):
         self.max_degree = int(max_degree)
         self.kg_fingerprint = encoder.kg_fingerprint
         self.supports_masking = True
-        self._knowledge_graph = knowledge_graph  # Only `attach_to` reads it; never in the config.
+        # Only `for_language_model` reads these; never in the config.
+        self._knowledge_graph = knowledge_graph
         self._templates = templates
-        self.datastore = datastore
-        if datastore is not None and datastore.kg_fingerprint != self.kg_fingerprint:
-            raise ValueError(
-                "`datastore` was built from another knowledge graph than the layer's. Received: "
-                f"datastore.kg_fingerprint={datastore.kg_fingerprint!r}, layer's {self.kg_fingerprint!r}"
-            )
 
         # === Layers ===
         # Sublayers whose input size is the hidden size are made in `build`.
@@ -264,39 +195,30 @@ class KnowledgeInjectionLayer(keras.layers.Layer):
         for name, value in given.items():
             actual = getattr(encoder, name)
             if value is not None and value != actual:
-                raise ValueError(f"`{name}` disagrees with the encoder, which has {actual!r}. Received: {name}={value!r}")
+                raise ValueError(
+                    f"`{name}` disagrees with the encoder, which has {actual!r}. Received: {name}={value!r}"
+                )
 
-    @property
-    def reads_hidden_states(self):
-        """Whether the layer is on the `model.add` path (it then reads `[hidden_states, logits]`)."""
-        return self.datastore is not None
+    def for_language_model(self, model, verbose=0):
+        """Returns the layer `CausalLanguageModel.add` adds in this one's place: a `FactDatastore`.
 
-    def attach_to(self, model, verbose=0):
-        """Prepares the `model.add` path: keys a `FactDatastore` by `model`'s hidden states.
-
-        `CausalLanguageModel.add` calls it. Does nothing when the layer
-        already has a datastore (e.g. when a saved model is loaded).
+        A language model hands added layers its hidden states, not the
+        linker's entity ids, so the KG is read through a `FactDatastore`
+        (kNN-LM) keyed by `model`'s hidden states over the facts written out
+        with `templates`. It takes this layer's name.
         """
-        if self.datastore is not None:
-            return
         if self._knowledge_graph is None or self._templates is None:
             raise ValueError(
-                "Added with `model.add`, KnowledgeInjectionLayer sees only hidden states, so it reads the KG through a "
-                "datastore keyed by the model's hidden states over the KG's facts written out with templates: "
-                "create it as KnowledgeInjectionLayer(knowledge_graph, templates=templates) (or call it on "
+                "Added with `model.add`, the layer sees only hidden states, so it reads the KG through a "
+                "FactDatastore keyed by the model's hidden states over the facts written out with templates: create "
+                "it as KnowledgeInjectionLayer(knowledge_graph, templates=templates) (or call it on "
                 "[hidden_states, entity_ids] in a Functional model). Received: "
                 f"knowledge_graph={'given' if self._knowledge_graph is not None else None}, "
                 f"templates={'given' if self._templates is not None else None}"
             )
-        self.datastore = FactDatastore.from_model(
-            model, self._knowledge_graph, self._templates, verbose=verbose, name="fact_datastore"
-        )
+        return FactDatastore.from_model(model, self._knowledge_graph, self._templates, verbose=verbose, name=self.name)
 
     def build(self, input_shape):
-        if self.datastore is not None:
-            if not self.datastore.built:
-                self.datastore.build()
-            return
         hidden_shape, entity_ids_shape = _split_shapes(input_shape)
         if entity_ids_shape is None:
             raise ValueError(_NEEDS_ENTITY_IDS)
@@ -339,7 +261,7 @@ class KnowledgeInjectionLayer(keras.layers.Layer):
         layer = keras.layers.Dense(
             units,
             use_bias=use_bias,
-            kernel_initializer=self.kernel_initializer,
+            kernel_initializer=clone_initializer(self.kernel_initializer),
             dtype=self.dtype_policy,
             name=name,
         )
@@ -347,8 +269,6 @@ class KnowledgeInjectionLayer(keras.layers.Layer):
         return layer
 
     def call(self, inputs, mask=None, training=None):
-        if self.datastore is not None:
-            return self.datastore(inputs)
         hidden_states, entity_ids = _split_inputs(inputs)
         if entity_ids is None:
             raise ValueError(_NEEDS_ENTITY_IDS)
@@ -480,18 +400,11 @@ class KnowledgeInjectionLayer(keras.layers.Layer):
         check_fingerprint(self, knowledge_graph)
 
     def compute_output_shape(self, input_shape):
-        if self.datastore is not None:
-            return self.datastore.compute_output_shape(input_shape)
         hidden_shape, _ = _split_shapes(input_shape)
         if self.mode != "concat":
             return tuple(hidden_shape)
         hidden_dim = hidden_shape[-1]
         return (*hidden_shape[:-1], None if hidden_dim is None else hidden_dim + 2 * self.entity_dim)
-
-    def compute_output_spec(self, inputs, mask=None, training=None):
-        if self.datastore is not None:
-            return self.datastore.compute_output_spec(inputs)
-        return super().compute_output_spec(inputs, mask=mask, training=training)
 
     def compute_mask(self, inputs, mask=None):
         if isinstance(mask, (list, tuple)):
@@ -514,7 +427,6 @@ class KnowledgeInjectionLayer(keras.layers.Layer):
                 "num_relations": self.num_relations,
                 "max_degree": self.max_degree,
                 "kg_fingerprint": self.kg_fingerprint,
-                "datastore": None if self.datastore is None else keras.layers.serialize(self.datastore),
             }
         )
         return config
@@ -522,9 +434,8 @@ class KnowledgeInjectionLayer(keras.layers.Layer):
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        for name in ("encoder", "datastore"):
-            if isinstance(config.get(name), dict):
-                config[name] = keras.layers.deserialize(config[name])
+        if isinstance(config.get("encoder"), dict):
+            config["encoder"] = keras.layers.deserialize(config["encoder"])
         return cls(**config)
 
 

@@ -2,6 +2,8 @@
 
 import keras
 
+from kfine.layers.layer_utils import clone_initializer
+
 
 @keras.saving.register_keras_serializable(package="kfine")
 class LanguageModelHead(keras.layers.Layer):
@@ -47,7 +49,7 @@ class LanguageModelHead(keras.layers.Layer):
         self.kernel = self.add_weight(
             name="kernel",
             shape=(hidden_dim, self.vocabulary_size),
-            initializer=self.kernel_initializer,
+            initializer=clone_initializer(self.kernel_initializer),
         )
         self.bias = self.add_weight(name="bias", shape=(self.vocabulary_size,), initializer="zeros")
 

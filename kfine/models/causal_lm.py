@@ -26,9 +26,10 @@ class CausalLanguageModel(keras.Sequential):
     head instead and receives the logits; one that sets
     `reads_hidden_states = True` is appended after the head and receives
     `[hidden_states, logits]` (the head's input and the logits so far).
-    Before placing a layer, `add` calls its `attach_to(model)` if it has one,
-    so the layer can prepare from the model (e.g. the `FactDatastore` of a
-    `KnowledgeInjectionLayer`). The tokenizer's vocabulary is part of
+    A layer that needs more than hidden states may offer
+    `for_language_model(model)`: `add` places the layer it returns instead
+    (a `KnowledgeInjectionLayer` given `templates` becomes a `FactDatastore`
+    keyed by this model's hidden states). The tokenizer's vocabulary is part of
     the config, so a saved `.keras` file is self-contained and
     `keras.models.load_model(path)` needs no `custom_objects`.
 
@@ -72,8 +73,8 @@ class CausalLanguageModel(keras.Sequential):
     def add(self, layer, rebuild=True):
         """Adds `layer` just before the `LanguageModelHead` (see the class docs)."""
         head = self.head
-        if head is not None and hasattr(layer, "attach_to"):
-            layer.attach_to(self)
+        if head is not None and hasattr(layer, "for_language_model"):
+            layer = layer.for_language_model(self)
         if head is None or _reads_logits(layer):
             return super().add(layer, rebuild=rebuild)
         # Take off the head and whatever reads the logits, add, put them back.

@@ -1,10 +1,11 @@
-"""The `model.add` path: KnowledgeInjectionLayer over hidden states only, through a FactDatastore."""
+"""Tests of `FactDatastore`, and of the `model.add` path that adds one for a `KnowledgeInjectionLayer`."""
 
 import os
 
 import keras
 import numpy as np
 import pytest
+from layer_test_case import run_layer_test
 
 from kfine.errors import ModelError
 from kfine.evaluation.evaluate import judge_prompts
@@ -17,7 +18,7 @@ from kfine.models.loading import load_model
 
 def _add_datastore(pretrained_dir, people_task):
     model = load_model(pretrained_dir)
-    model.add(KnowledgeInjectionLayer(people_task.model_graph, templates=people_task.templates))
+    model.add(KnowledgeInjectionLayer(people_task.model_graph, templates=people_task.templates, name="injection"))
     return model
 
 
@@ -41,11 +42,11 @@ def _token_ids(model, texts):
     return token_ids
 
 
-def test_model_add_places_the_layer_after_the_head(model_with_datastore):
+def test_model_add_places_a_datastore_after_the_head(model_with_datastore):
     layers = model_with_datastore.layers
     assert isinstance(layers[-2], LanguageModelHead)
-    assert isinstance(layers[-1], KnowledgeInjectionLayer)
-    assert layers[-1].reads_hidden_states
+    assert isinstance(layers[-1], FactDatastore)
+    assert model_with_datastore.get_layer("injection") is layers[-1]  # it takes the added layer's name
     token_ids = _token_ids(model_with_datastore, ["The birthplace of Alda Varenko is"])
     outputs = keras.ops.convert_to_numpy(model_with_datastore(token_ids))
     assert outputs.shape == (1, token_ids.shape[1], model_with_datastore.tokenizer.vocabulary_size)
@@ -54,7 +55,7 @@ def test_model_add_places_the_layer_after_the_head(model_with_datastore):
 
 
 def test_datastore_keys_cover_every_fact_and_skip_the_paraphrase(model_with_datastore, people_task):
-    datastore = model_with_datastore.layers[-1].datastore
+    datastore = model_with_datastore.layers[-1]
     graph = people_task.model_graph
     # Each (fact, training template) gives at least the name's tokens and one more.
     sentences = sum(len(people_task.templates.training_templates(r)) for _, r, _ in graph.triples)
@@ -67,7 +68,9 @@ def test_held_out_facts_are_answered_from_the_datastore(pretrained_dir, model_wi
     plain = load_model(pretrained_dir)
     without = rates(judge_prompts(Generator(plain, plain.tokenizer), people_task.knowledge_graph, prompts))
     with_datastore = rates(
-        judge_prompts(Generator(model_with_datastore, model_with_datastore.tokenizer), people_task.knowledge_graph, prompts)
+        judge_prompts(
+            Generator(model_with_datastore, model_with_datastore.tokenizer), people_task.knowledge_graph, prompts
+        )
     )
     # The tiny model (1 layer, d=32) separates subjects' hidden states only
     # partly, so neighbours of other people share the vote; still, the
@@ -89,7 +92,7 @@ def test_save_load_safe_mode_gives_identical_outputs(model_with_datastore, tmp_p
     path = os.path.join(tmp_path, "model.keras")
     model_with_datastore.save(path)
     loaded = keras.models.load_model(path, safe_mode=True)
-    assert isinstance(loaded.layers[-1], KnowledgeInjectionLayer) and loaded.layers[-1].reads_hidden_states
+    assert isinstance(loaded.layers[-1], FactDatastore)
     np.testing.assert_array_equal(
         keras.ops.convert_to_numpy(loaded(token_ids)), keras.ops.convert_to_numpy(model_with_datastore(token_ids))
     )
@@ -99,7 +102,9 @@ def test_jit_compiled_fit_trains_through_the_mixture(fresh_model_with_datastore)
     model_with_datastore = fresh_model_with_datastore
     from kfine.training.mle import next_token_loss
 
-    token_ids = _token_ids(model_with_datastore, ["Alda Varenko plays the harp .", "Cela Varenko works for Lumen Freight ."])
+    token_ids = _token_ids(
+        model_with_datastore, ["Alda Varenko plays the harp .", "Cela Varenko works for Lumen Freight ."]
+    )
     model_with_datastore.compile(optimizer=keras.optimizers.Adam(1e-3), loss=next_token_loss(), jit_compile=True)
     before = [keras.ops.convert_to_numpy(w).copy() for w in model_with_datastore.trainable_weights]
     history = model_with_datastore.fit(token_ids[:, :-1], token_ids[:, 1:], epochs=2, verbose=0)
@@ -112,7 +117,7 @@ def test_jit_compiled_fit_trains_through_the_mixture(fresh_model_with_datastore)
 
 def test_refresh_recomputes_keys_and_checks_the_graph(fresh_model_with_datastore, people_task):
     model_with_datastore = fresh_model_with_datastore
-    datastore = model_with_datastore.layers[-1].datastore
+    datastore = model_with_datastore.layers[-1]
     keys = keras.ops.convert_to_numpy(datastore.keys).copy()
     first = model_with_datastore.layers[1]  # the first decoder block
     first.set_weights([w * 1.5 for w in first.get_weights()])
@@ -128,12 +133,23 @@ def test_model_add_without_templates_is_a_clear_error(pretrained_dir, people_tas
         model.add(KnowledgeInjectionLayer(people_task.model_graph))
 
 
-def test_datastore_config_round_trip_and_argument_checks():
-    datastore = FactDatastore(size=10, hidden_dim=4, vocabulary_size=7, top_k=3, temperature=0.1, interpolation=0.5)
-    assert FactDatastore.from_config(datastore.get_config()).get_config() == datastore.get_config()
-    for bad in ({"top_k": 0}, {"temperature": 0}, {"interpolation": 1.5}, {"size": -1}):
-        with pytest.raises(ValueError, match=next(iter(bad))):
-            FactDatastore(**{"size": 10, "hidden_dim": 4, "vocabulary_size": 7, **bad})
+def test_layer_checks():
+    rng = np.random.default_rng(0)
+    run_layer_test(
+        FactDatastore,
+        init_kwargs={"size": 10, "hidden_dim": 4, "vocabulary_size": 7, "top_k": 3, "temperature": 0.1,
+                     "interpolation": 0.5},
+        input_data=[rng.normal(size=(2, 3, 4)).astype("float32"), rng.normal(size=(2, 3, 7)).astype("float32")],
+        expected_output_shape=(2, 3, 7),
+        # A log-distribution, like logits: float32 under mixed precision too.
+        expected_mixed_precision_output_dtype="float32",
+        invalid_init_kwargs=[
+            ({"top_k": 0}, "top_k=0"),
+            ({"temperature": 0}, "temperature=0"),
+            ({"interpolation": 1.5}, "interpolation=1.5"),
+            ({"size": -1}, "size=-1"),
+        ],
+    )
 
 
 def test_datastore_votes_for_the_nearest_keys_token():
@@ -143,11 +159,3 @@ def test_datastore_votes_for_the_nearest_keys_token():
     hidden = np.array([[[0.1, 0.9], [-2.0, 0.1]]], "float32")
     outputs = keras.ops.convert_to_numpy(datastore([hidden, np.zeros((1, 2, 4), "float32")]))
     assert outputs.argmax(-1).tolist() == [[2, 3]]
-
-
-def test_mixed_precision_output_is_float32():
-    datastore = FactDatastore(size=3, hidden_dim=2, vocabulary_size=4, top_k=2, dtype="mixed_float16")
-    datastore.build()
-    datastore.assign(np.eye(3, 2), np.array([1, 2, 3]))
-    outputs = datastore([np.ones((1, 2, 2), "float16"), np.zeros((1, 2, 4), "float32")])
-    assert outputs.dtype == "float32"

@@ -41,7 +41,6 @@ def test_encoder_with_the_regularizer_passes_the_layer_checks(people_graph):
         },
         input_data=np.array([[1, 0, 4], [2, 3, 0]], "int32"),
         expected_output_shape=(2, 3, 8),
-        run_mixed_precision_check=False,  # int32 edge weights by design (see the encoder's own tests)
     )
 
 

@@ -1,0 +1,37 @@
+"""Helpers shared by kfine's layers: initializer cloning and argument checks."""
+
+import keras
+import numpy as np
+
+
+def clone_initializer(initializer):
+    """Returns a new instance of `initializer`, for one weight.
+
+    A Keras initializer without a seed draws one when it is made and then
+    returns the same values on every call, so two weights made with one
+    instance start equal (or, for different shapes, from the same random
+    stream). Like keras-hub, give every weight its own clone.
+
+    Args:
+        initializer: a `keras.initializers.Initializer`, or anything
+            `keras.initializers.get` takes (a name, a config dict).
+
+    Returns:
+        A `keras.initializers.Initializer` with the same config.
+    """
+    initializer = keras.initializers.get(initializer)
+    return initializer.__class__.from_config(initializer.get_config())
+
+
+def is_int(value):
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def check_positive_int(name, value):
+    if not is_int(value) or value < 1:
+        raise ValueError(f"`{name}` must be a positive int. Received: {name}={value!r}")
+
+
+def check_rate(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+        raise ValueError(f"`{name}` must be a float in [0, 1). Received: {name}={value!r}")
