@@ -75,9 +75,12 @@ class LinkPredictionModel(tf.keras.Model):
             raise ValueError(f"`decoder` must be one of {DECODERS}. Received: decoder={decoder!r}")
         self.num_entities, self.num_relations, self.dim = num_entities, num_relations, dim
         self.decoder = decoder
-        initializer = tf.keras.initializers.RandomUniform(-6 / np.sqrt(dim), 6 / np.sqrt(dim))
-        self.entity_table = tf.keras.layers.Embedding(num_entities, dim, embeddings_initializer=initializer)
-        self.relation_table = tf.keras.layers.Embedding(num_relations, dim, embeddings_initializer=initializer)
+        bound = 6 / np.sqrt(dim)
+        # One initializer object per table: a shared one could start both tables from the same draw.
+        self.entity_table = tf.keras.layers.Embedding(
+            num_entities, dim, embeddings_initializer=tf.keras.initializers.RandomUniform(-bound, bound))
+        self.relation_table = tf.keras.layers.Embedding(
+            num_relations, dim, embeddings_initializer=tf.keras.initializers.RandomUniform(-bound, bound))
         self.graph = _graph_tensor(num_entities, train_facts)
         self.edge_relations = tf.keras.layers.Embedding(num_relations, dim)
         self.graph_updates = [
