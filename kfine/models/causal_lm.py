@@ -52,8 +52,17 @@ class CausalLanguageModel(keras.Sequential):
 
     @property
     def tokenizer(self):
+        """kfine's `WordPieceTokenizer`, or the `PresetTokenizer` of a keras-hub backbone layer (None if neither)."""
         if self._tokenizer is None and self.vocabulary is not None:
             self._tokenizer = WordPieceTokenizer(self.vocabulary)
+        if self._tokenizer is None:
+            preset_tokenizer = next(
+                (layer.preset_tokenizer for layer in self.layers if hasattr(layer, "preset_tokenizer")), None
+            )
+            if preset_tokenizer is not None:
+                from kfine.models.preset_tokenizer import PresetTokenizer  # keeps kfine's own models free of it
+
+                self._tokenizer = PresetTokenizer(preset_tokenizer)
         return self._tokenizer
 
     @property
@@ -71,6 +80,8 @@ class CausalLanguageModel(keras.Sequential):
 
     def add(self, layer, rebuild=True):
         """Adds `layer` just before the `LanguageModelHead` (see the class docs)."""
+        if hasattr(layer, "tie_to"):  # a head that projects with an earlier layer's weights
+            layer.tie_to(self)
         head = self.head
         if head is not None and hasattr(layer, "attach_to"):
             layer.attach_to(self)

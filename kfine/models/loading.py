@@ -11,7 +11,6 @@ from kfine.io import artifact_path, atomic_directory
 
 MODEL_FILE = "model.keras"
 METADATA_FILE = "training.json"
-KERAS_HUB_CONFIG = "config.json"  # marks a keras-hub preset folder
 
 
 def model_file(path):
@@ -23,13 +22,15 @@ def model_file(path):
     return path
 
 
-def load_model(path):
-    """Loads a kfine model from a directory or a `.keras` file, in safe mode.
+def load_model(path, dtype=None):
+    """Loads a kfine model from a directory, a `.keras` file or a keras-hub preset, in safe mode.
 
     Args:
         path: str. A model directory written by `save_model`, a `.keras` file,
-            or a keras-hub preset folder with a kfine vocabulary (see
+            or a keras-hub preset: a folder written by `save_to_preset` or a
+            handle such as `kaggle://keras/gpt2/keras/gpt2_base_en` (see
             `kfine.models.keras_hub_backbone`).
+        dtype: str or None. A keras-hub preset's dtype policy (e.g. "bfloat16").
 
     Returns:
         The model; a `CausalLanguageModel` for kfine language models.
@@ -40,10 +41,10 @@ def load_model(path):
     """
     import kfine.layers  # noqa: F401  (registers kfine's serializable layers)
     from kfine.models.causal_lm import CausalLanguageModel
-    from kfine.models.keras_hub_backbone import load_keras_hub_preset
+    from kfine.models.keras_hub_backbone import is_preset, load_keras_hub_preset  # also registers its layers
 
-    if os.path.isdir(path) and os.path.exists(os.path.join(path, KERAS_HUB_CONFIG)):
-        return load_keras_hub_preset(path)
+    if is_preset(path) and not os.path.exists(os.path.join(path, MODEL_FILE)):
+        return load_keras_hub_preset(path, dtype=dtype)
     path = model_file(path)
     model = load_keras_file(path)
     if not isinstance(model, CausalLanguageModel) or model.tokenizer is None:
