@@ -20,6 +20,9 @@ setup(
         "tensorflow-text>=2.21.1,<2.22",
         "tensorboard>=2.21,<2.22",
         "keras-hub>=0.32,<0.33",
+        # Tokenizers of keras-hub presets kfine writes: byte-level BPE (GPT-2), SentencePiece (Llama, Gemma).
+        "tokenizers>=0.20,<1",
+        "sentencepiece>=0.2,<0.3",
         "tensorflow-gnn>=1.0,<1.1",
         "tf-keras>=2.21,<2.22",
         # TF-GNN's Beam sampler (kfine kg sample); [tfrecord] brings the CRC its TFRecord IO needs.
