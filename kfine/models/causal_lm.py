@@ -52,17 +52,12 @@ class CausalLanguageModel(keras.Sequential):
 
     @property
     def tokenizer(self):
-        """kfine's `WordPieceTokenizer`, or the `PresetTokenizer` of a keras-hub backbone layer (None if neither)."""
+        """kfine's `WordPieceTokenizer`, or the tokenizer a first layer carries (a keras-hub
+        backbone's `PresetTokenizer`); None if neither."""
         if self._tokenizer is None and self.vocabulary is not None:
             self._tokenizer = WordPieceTokenizer(self.vocabulary)
-        if self._tokenizer is None:
-            preset_tokenizer = next(
-                (layer.preset_tokenizer for layer in self.layers if hasattr(layer, "preset_tokenizer")), None
-            )
-            if preset_tokenizer is not None:
-                from kfine.models.preset_tokenizer import PresetTokenizer  # keeps kfine's own models free of it
-
-                self._tokenizer = PresetTokenizer(preset_tokenizer)
+        if self._tokenizer is None and self.layers:
+            return getattr(self.layers[0], "tokenizer", None)
         return self._tokenizer
 
     @property

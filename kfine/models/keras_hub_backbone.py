@@ -5,12 +5,11 @@ import weakref
 
 import keras
 import keras_hub
-# Not exported by Keras; the one way to keep keras-hub's own deserialization calls in safe mode.
-from keras.src.saving.serialization_lib import SafeModeScope
 
 from kfine.errors import ModelError, first_line
 from kfine.layers import LanguageModelHead
 from kfine.models.causal_lm import CausalLanguageModel
+from kfine.models.preset_tokenizer import PresetTokenizer
 
 PRESET_SCHEMES = ("kaggle://", "hf://", "modelscope://", "gs://")
 """Handle prefixes keras-hub downloads presets from (where the network allows)."""
@@ -24,14 +23,15 @@ class KerasHubBackboneLayer(keras.layers.Layer):
     keras-hub backbones take a dict `{"token_ids", "padding_mask"}`; this
     layer takes kfine's right-padded ids (the preset's ids plus one, 0 =
     padding; see `PresetTokenizer`), so a backbone can be the first layer of
-    a `CausalLanguageModel`. It also carries the preset's tokenizer, whose
-    vocabulary is saved with the model as Keras assets (no pickle).
+    a `CausalLanguageModel`. It also carries the preset's tokenizer as a
+    `PresetTokenizer` (`tokenizer`), vocabulary included in the config.
 
     Args:
         backbone: `keras_hub.models.Backbone` with `token_ids` and
             `padding_mask` inputs and a reversible `token_embedding`
             (GPT2Backbone, LlamaBackbone, GemmaBackbone and the like).
-        tokenizer: `keras_hub.tokenizers.Tokenizer`. The preset's own.
+        tokenizer: the preset's own `keras_hub.tokenizers.Tokenizer`, or a
+            `PresetTokenizer` wrapping it.
         **kwargs: standard `keras.layers.Layer` arguments.
 
     Call arguments:
@@ -45,14 +45,15 @@ class KerasHubBackboneLayer(keras.layers.Layer):
         super().__init__(**kwargs)
         if isinstance(backbone, dict):
             backbone = keras.saving.deserialize_keras_object(backbone)
-        if isinstance(tokenizer, dict):
-            tokenizer = keras.saving.deserialize_keras_object(tokenizer)
         if not isinstance(backbone, keras_hub.models.Backbone):
             raise ValueError(f"`backbone` must be a keras_hub.models.Backbone. Received: backbone={backbone!r}")
-        if not isinstance(tokenizer, keras_hub.tokenizers.Tokenizer):
-            raise ValueError(f"`tokenizer` must be a keras_hub.tokenizers.Tokenizer. Received: tokenizer={tokenizer!r}")
+        if isinstance(tokenizer, dict):
+            tokenizer = PresetTokenizer.from_config(tokenizer)
+        elif not isinstance(tokenizer, PresetTokenizer):
+            tokenizer = PresetTokenizer(tokenizer)
         self.backbone = backbone
-        self.preset_tokenizer = tokenizer
+        # A plain object, not a tracked layer: its vocabulary lives in this layer's config.
+        self.tokenizer = tokenizer
 
     @property
     def embedding_dim(self):
@@ -77,7 +78,7 @@ class KerasHubBackboneLayer(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config["backbone"] = keras.saving.serialize_keras_object(self.backbone)
-        config["tokenizer"] = keras.saving.serialize_keras_object(self.preset_tokenizer)
+        config["tokenizer"] = self.tokenizer.get_config()
         return config
 
 
@@ -173,7 +174,8 @@ def is_preset(path):
 def load_keras_hub_preset(preset, dtype=None):
     """Loads a keras-hub preset (a `save_to_preset` folder or a handle) as a `CausalLanguageModel`.
 
-    The preset's backbone and tokenizer are deserialized in Keras safe mode:
+    keras-hub deserializes the preset's backbone and tokenizer configs in
+    Keras safe mode (the default of `keras.saving.deserialize_keras_object`):
     a config holding a Lambda layer or a class nobody registered is refused.
 
     Args:
@@ -186,9 +188,8 @@ def load_keras_hub_preset(preset, dtype=None):
         ModelError: in one line, whatever keras-hub could not load.
     """
     try:
-        with SafeModeScope(True):
-            backbone = keras_hub.models.Backbone.from_preset(preset, dtype=dtype)
-            tokenizer = keras_hub.tokenizers.Tokenizer.from_preset(preset)
+        backbone = keras_hub.models.Backbone.from_preset(preset, dtype=dtype)
+        tokenizer = keras_hub.tokenizers.Tokenizer.from_preset(preset)
     except Exception as error:  # keras-hub raises many types (and network errors); report them in one line
         hint = " (a handle needs the network; pass a local preset folder offline)" if preset.startswith(
             PRESET_SCHEMES) else ""

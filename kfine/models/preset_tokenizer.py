@@ -1,7 +1,10 @@
 """A keras-hub preset's own tokenizer behind the interface kfine uses."""
 
+import base64
 import unicodedata
 
+import keras
+import keras_hub
 import numpy as np
 import tensorflow as tf
 
@@ -27,9 +30,16 @@ class PresetTokenizer:
     SentencePiece are lossless), so "America/New_York" stays as written;
     the space a continuation starts with ("ĠParis", "▁Paris") is stripped.
 
+    `get_config` holds the tokenizer's keras-hub config and its vocabulary
+    (BPE vocabulary and merges, or the SentencePiece model, base64), so a
+    model config is self-contained: `from_config(get_config())` copies keep
+    the tokenizer, and loading needs no pickle and no file outside the
+    `.keras` archive.
+
     Args:
-        tokenizer: `keras_hub.tokenizers.Tokenizer` with start and end
-            tokens (e.g. `GPT2Tokenizer`, `LlamaTokenizer`, `GemmaTokenizer`).
+        tokenizer: `keras_hub.tokenizers.BytePairTokenizer` or
+            `SentencePieceTokenizer` with start and end tokens (e.g.
+            `GPT2Tokenizer`, `LlamaTokenizer`, `GemmaTokenizer`).
 
     Example:
 
@@ -39,6 +49,13 @@ class PresetTokenizer:
     """
 
     def __init__(self, tokenizer):
+        if not isinstance(
+            tokenizer, (keras_hub.tokenizers.BytePairTokenizer, keras_hub.tokenizers.SentencePieceTokenizer)
+        ):
+            raise ModelError(
+                "kfine reads byte-level BPE and SentencePiece keras-hub tokenizers. "
+                f"Received: tokenizer of type {type(tokenizer).__name__}"
+            )
         for attribute in ("start_token_id", "end_token_id"):
             if getattr(tokenizer, attribute, None) is None:
                 raise ModelError(
@@ -51,11 +68,14 @@ class PresetTokenizer:
         self.pad_id = 0
         self.bos_id = tokenizer.start_token_id + 1
         self.eos_id = tokenizer.end_token_id + 1
-        # Byte-level BPE spells every text; SentencePiece maps unknown characters to its `<unk>`.
-        unknown = getattr(tokenizer, "unk_token_id", None)
-        if unknown is None and hasattr(tokenizer, "unk_piece"):
-            unknown = tokenizer.token_to_id(tokenizer.unk_piece)
-        self.unk_id = None if unknown is None else unknown + 1
+        # Byte-level BPE spells every text (no unknown id); SentencePiece maps
+        # characters it lacks to its `<unk>` unless it falls back to bytes.
+        self.unk_id = None
+        if isinstance(tokenizer, keras_hub.tokenizers.SentencePieceTokenizer):
+            import sentencepiece
+
+            model = sentencepiece.SentencePieceProcessor(model_proto=tokenizer.proto)
+            self.unk_id = model.unk_id() + 1
         self._special_ids = np.array(
             sorted({0, self.bos_id, self.eos_id} | {i + 1 for i in getattr(tokenizer, "special_token_ids", ())}),
             "int64",
@@ -70,7 +90,12 @@ class PresetTokenizer:
 
     def tokenize(self, texts):
         """Tokenizes a string tensor in-graph; returns int32 ids (ragged for a batch)."""
-        return tf.cast(self.preset_tokenizer.tokenize(tf.convert_to_tensor(texts)), tf.int32) + 1
+        texts = tf.convert_to_tensor(texts)
+        ids = self.preset_tokenizer.tokenize(texts)
+        if not isinstance(ids, (tf.Tensor, tf.RaggedTensor)):
+            # Eagerly keras-hub tokenizes in Python (lists); in a graph it uses TensorFlow ops.
+            ids = tf.ragged.constant(ids, tf.int32) if texts.shape.rank else tf.constant(ids, tf.int32)
+        return tf.cast(ids, tf.int32) + 1
 
     def encode(self, text, add_bos=True, add_eos=False):
         """Returns the token ids of one str as a Python list."""
@@ -123,6 +148,26 @@ class PresetTokenizer:
                 text = text.decode("utf-8", errors="replace") if isinstance(text, bytes) else str(text)
             texts.append(text.strip())
         return texts
+
+    def get_config(self):
+        tokenizer = self.preset_tokenizer
+        config = {"tokenizer": keras.saving.serialize_keras_object(tokenizer)}
+        if isinstance(tokenizer, keras_hub.tokenizers.SentencePieceTokenizer):
+            config["proto"] = base64.b64encode(tokenizer.proto).decode("ascii")
+        else:
+            config["vocabulary"] = dict(tokenizer.vocabulary)
+            config["merges"] = list(tokenizer.merges)
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        # Safe mode: a tokenizer config naming a Lambda or an unregistered class is refused.
+        tokenizer = keras.saving.deserialize_keras_object(config["tokenizer"], safe_mode=True)
+        if "proto" in config:
+            tokenizer.set_proto(base64.b64decode(config["proto"]))
+        else:
+            tokenizer.set_vocabulary_and_merges(config["vocabulary"], config["merges"])
+        return cls(tokenizer)
 
 
 def _preset_vocabulary(tokenizer):
