@@ -22,6 +22,14 @@ def model_file(path):
     return path
 
 
+def check_model_path(path):
+    """Raises `ModelError` in one line unless `path` names a loadable model or keras-hub preset (read nothing yet)."""
+    from kfine.models.keras_hub_backbone import is_preset
+
+    if not is_preset(path):
+        model_file(path)
+
+
 def load_model(path, dtype=None):
     """Loads a kfine model from a directory, a `.keras` file or a keras-hub preset, in safe mode.
 
