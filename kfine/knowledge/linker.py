@@ -93,7 +93,7 @@ class EntityLinker:
     `entity_ids_tensor`, `link_texts_tensor`; they need `tokenizer`).
     Surface forms are matched as sequences of token ids, spelled as the
     tokenizer spells them in context: alone (a sentence's start, after
-    punctuation) and after a space (`encode_in_context`: GPT-2's
+    punctuation, glued to it) and after a space (`encode_in_context`: GPT-2's
     "ĠParis", SentencePiece's "▁Paris"; the same ids for WordPiece, which
     splits on whitespace first). So the token paths find the same mentions
     as `link` whenever mentions are delimited by whitespace or punctuation.

@@ -16,9 +16,9 @@ ENTITY = ""
 def token_forms(tokenizer, surface_forms, case_sensitive):
     """Returns `{token ids of a surface form: entity id}`, as the tokenizer spells forms in context.
 
-    Each form is tokenized alone (as at the start of a sentence) and as it
+    Each form is tokenized alone (as at the start of a sentence), as it
     follows a space (`encode_in_context`: GPT-2's "ĠParis", SentencePiece's
-    "▁Paris"; the same ids for WordPiece). Forms with a token the tokenizer
+    "▁Paris"; the same ids for WordPiece) and glued to punctuation. Forms with a token the tokenizer
     does not know are left out, since it would match any unknown word.
 
     Args:
@@ -38,12 +38,24 @@ def token_forms(tokenizer, surface_forms, case_sensitive):
             texts.append(variant(form))
             entity_ids.append(entity_id)
     forms = {}
-    rows = zip(tokenizer.encode_batch(texts, add_bos=False), tokenizer.encode_in_context(texts))
-    for (alone, in_context), entity_id in zip(rows, entity_ids):
-        for ids in (alone, in_context):
+    rows = zip(tokenizer.encode_batch(texts, add_bos=False), tokenizer.encode_in_context(texts),
+               _encode_after_punctuation(tokenizer, texts))
+    for spellings, entity_id in zip(rows, entity_ids):
+        for ids in spellings:
             if ids and tokenizer.unk_id not in ids:
                 forms.setdefault(tuple(ids), entity_id)
     return forms
+
+
+def _encode_after_punctuation(tokenizer, texts):
+    """The ids of each text right after an opening parenthesis, "(Paris" ([] where a token spans both).
+
+    SentencePiece spells a word glued to punctuation without its "▁"
+    ("▁(", "Paris"), unlike the same word alone ("▁Paris").
+    """
+    opening = tokenizer.encode_batch(["("], add_bos=False)[0]
+    rows = tokenizer.encode_batch(["(" + text for text in texts], add_bos=False)
+    return [row[len(opening):] if row[: len(opening)] == opening else [] for row in rows]
 
 
 def build_trie(forms):
