@@ -175,7 +175,8 @@ def cmd_finetune(args):
     metadata = fine_tune(task, pretrained, args.method, args.out, seed=args.seed, quick=args.quick,
                          log_dir=args.logdir, verbose=1 if sys.stdout.isatty() else 2, command=_command_line(),
                          strategy=strategy, backup_dir=args.backup_dir, checkpoint_every=args.checkpoint_every,
-                         method_options=options, init_embeddings=args.init_embeddings)
+                         method_options=options, init_embeddings=args.init_embeddings, dtype=args.dtype,
+                         lora_rank=args.lora_rank)
     print(f"saved {args.out} ({args.method}, seed {args.seed}); greedy answers per split:")
     print("\n".join(results_lines(metadata)))
 
@@ -303,6 +304,10 @@ def build_parser():
     finetune.add_argument("--backup-dir", help="training state backed up for resuming after a crash (default OUT-backup)")
     finetune.add_argument("--checkpoint-every", type=_positive_int, metavar="STEPS",
                           help="back up every STEPS batches as well as every epoch")
+    finetune.add_argument("--dtype", choices=["float32", "bfloat16", "mixed_bfloat16"],
+                          help="a keras-hub preset's dtype policy (default: the preset's own)")
+    finetune.add_argument("--lora-rank", type=_positive_int, metavar="R",
+                          help="train rank-R LoRA updates of a keras-hub backbone (merged into the saved model)")
     finetune.add_argument("--checker", choices=["neural", "kg"],
                           help="factcheck methods: the fact checker whose verdicts are fed back (default neural)")
     finetune.add_argument("--init-embeddings", metavar="DIR", help="KG embeddings from `kfine kg embed` (e.g. OUT/gnn) "

@@ -164,11 +164,14 @@ def from_keras_hub(backbone, tokenizer, name="kfine_keras_hub_lm"):
     )
 
 
+def is_preset_handle(path):
+    """Whether `path` is a keras-hub preset handle (`kaggle://...`, `hf://...`) rather than a local path."""
+    return path.startswith(PRESET_SCHEMES)
+
+
 def is_preset(path):
-    """Whether `path` names a keras-hub preset: a handle (`kaggle://...`) or a folder with its config.json."""
-    return path.startswith(PRESET_SCHEMES) or (
-        os.path.isdir(path) and os.path.exists(os.path.join(path, PRESET_CONFIG))
-    )
+    """Whether `path` names a keras-hub preset: a handle or a folder with its config.json."""
+    return is_preset_handle(path) or (os.path.isdir(path) and os.path.exists(os.path.join(path, PRESET_CONFIG)))
 
 
 def load_keras_hub_preset(preset, dtype=None):
@@ -191,7 +194,6 @@ def load_keras_hub_preset(preset, dtype=None):
         backbone = keras_hub.models.Backbone.from_preset(preset, dtype=dtype)
         tokenizer = keras_hub.tokenizers.Tokenizer.from_preset(preset)
     except Exception as error:  # keras-hub raises many types (and network errors); report them in one line
-        hint = " (a handle needs the network; pass a local preset folder offline)" if preset.startswith(
-            PRESET_SCHEMES) else ""
+        hint = " (a handle needs the network; pass a local preset folder offline)" if is_preset_handle(preset) else ""
         raise ModelError(f"{preset}: cannot load the keras-hub preset: {first_line(error)}{hint}") from error
     return from_keras_hub(backbone, tokenizer, name=f"kfine_{backbone.name}")
