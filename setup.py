@@ -20,6 +20,9 @@ setup(
         "tensorflow-text>=2.21.1,<2.22",
         "tensorboard>=2.21,<2.22",
         "keras-hub>=0.32,<0.33",
+        # Tokenizers of keras-hub presets kfine writes: byte-level BPE (GPT-2), SentencePiece (Llama, Gemma).
+        "tokenizers>=0.20,<1",
+        "sentencepiece>=0.2,<0.3",
         "tensorflow-gnn>=1.0,<1.1",
         "tf-keras>=2.21,<2.22",
         # TF-GNN's Beam sampler (kfine kg sample); [tfrecord] brings the CRC its TFRecord IO needs.
@@ -28,8 +31,9 @@ setup(
         "babel>=2.14,<3",  # CLDR data: the second bundled domain (kfine data languages)
         "matplotlib>=3.8",
         "numpy>=1.26",
+        "pyahocorasick>=2.0,<3",  # EntityLinker's text matching
     ],
     extras_require={"dev": ["pytest>=8", "pytest-xdist>=3.8", "hypothesis>=6", "flashtext>=2.7",
-                            "pyahocorasick>=2.0", "ruff>=0.17,<0.18"]},
+                            "ruff>=0.17,<0.18"]},
     entry_points={"console_scripts": ["kfine=kfine.cli:main"]},
 )

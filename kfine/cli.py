@@ -158,7 +158,7 @@ def cmd_generate(args):
 
 def cmd_finetune(args):
     from kfine.knowledge.task import QUICK, FULL, FactTask
-    from kfine.models.loading import model_file
+    from kfine.models.loading import check_model_path
     from kfine.training.finetune import fine_tune, results_lines
     from kfine.training.methods import get_method
 
@@ -171,12 +171,13 @@ def cmd_finetune(args):
         options["checker"] = args.checker
     _check_out(args.out)
     pretrained = _pretrained(args)
-    model_file(pretrained)
+    check_model_path(pretrained)
     task = FactTask.from_files(**_kg_files(args), size=QUICK if args.quick else FULL)
     metadata = fine_tune(task, pretrained, args.method, args.out, seed=args.seed, quick=args.quick,
                          log_dir=args.logdir, verbose=1 if sys.stdout.isatty() else 2, command=_command_line(),
                          strategy=strategy, backup_dir=args.backup_dir, checkpoint_every=args.checkpoint_every,
-                         method_options=options, init_embeddings=args.init_embeddings)
+                         method_options=options, init_embeddings=args.init_embeddings, dtype=args.dtype,
+                         lora_rank=args.lora_rank)
     print(f"saved {args.out} ({args.method}, seed {args.seed}); greedy answers per split:")
     print("\n".join(results_lines(metadata)))
 
@@ -217,7 +218,7 @@ def cmd_bench(args):
     if args.runs != 1:
         raise KfineError("--runs: repeats the speed measurement; use it with --perf")
     from kfine.bench import run_bench
-    from kfine.models.loading import model_file
+    from kfine.models.loading import check_model_path
     from kfine.training.methods import get_method
 
     strategy = _strategy(args)
@@ -229,7 +230,7 @@ def cmd_bench(args):
     _check_out(args.out)
     files = _kg_files(args)
     pretrained = _pretrained(args)
-    model_file(pretrained)
+    check_model_path(pretrained)
     results = run_bench(files, pretrained, methods, args.seeds, args.out, quick=args.quick, strategy=strategy,
                         constrained_decoding=args.constrained_decoding, init_embeddings=args.init_embeddings)
     with open(os.path.join(args.out, "results.md"), encoding="utf-8") as stream:
@@ -283,7 +284,8 @@ def build_parser():
 
     generate = commands.add_parser("generate", help="complete prompts with a model")
     generate.add_argument("prompts", nargs="+", help="prompt text(s)")
-    generate.add_argument("--model", help="model directory or .keras file (default: the shipped model)")
+    generate.add_argument("--model", help="model directory, .keras file or keras-hub preset (folder or handle; "
+                                              "default: the shipped model)")
     generate.add_argument("--sampler", default="greedy", choices=["greedy", "top_k", "top_p"])
     generate.add_argument("--top-k", type=_positive_int, default=5)
     generate.add_argument("--top-p", type=_probability, default=0.9)
@@ -294,7 +296,8 @@ def build_parser():
     finetune = commands.add_parser("finetune", help="fine-tune the pretrained model with one method and save it")
     _add_kg_arguments(finetune)
     finetune.add_argument("--method", default="knowledge", help="a registered method (baseline, knowledge, adversarial)")
-    finetune.add_argument("--model", help="pretrained model directory (default: the shipped model)")
+    finetune.add_argument("--model", help="pretrained model directory or keras-hub preset (folder or handle; "
+                                              "default: the shipped model)")
     finetune.add_argument("--out", required=True, help="directory for the fine-tuned model and its KG")
     finetune.add_argument("--seed", type=int, default=0)
     finetune.add_argument("--quick", action="store_true", help="the bench's quick configuration")
@@ -303,6 +306,10 @@ def build_parser():
     finetune.add_argument("--backup-dir", help="training state backed up for resuming after a crash (default OUT-backup)")
     finetune.add_argument("--checkpoint-every", type=_positive_int, metavar="STEPS",
                           help="back up every STEPS batches as well as every epoch")
+    finetune.add_argument("--dtype", choices=["float32", "bfloat16", "mixed_bfloat16"],
+                          help="a keras-hub preset's dtype policy (default: the preset's own)")
+    finetune.add_argument("--lora-rank", type=_positive_int, metavar="R",
+                          help="train rank-R LoRA updates of a keras-hub backbone (merged into the saved model)")
     finetune.add_argument("--checker", choices=["neural", "kg"],
                           help="factcheck methods: the fact checker whose verdicts are fed back (default neural)")
     finetune.add_argument("--init-embeddings", metavar="DIR", help="KG embeddings from `kfine kg embed` (e.g. OUT/gnn) "
@@ -318,7 +325,8 @@ def build_parser():
 
     bench = commands.add_parser("bench", help="the hallucination benchmark over methods and seeds")
     _add_kg_arguments(bench)
-    bench.add_argument("--model", help="pretrained model directory (default: the shipped model)")
+    bench.add_argument("--model", help="pretrained model directory or keras-hub preset (folder or handle; "
+                                           "default: the shipped model)")
     bench.add_argument("--methods", default="baseline", help="comma-separated method names")
     bench.add_argument("--seeds", type=_positive_int, default=3)
     bench.add_argument("--out", required=True, help="output directory")

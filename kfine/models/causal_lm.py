@@ -53,8 +53,12 @@ class CausalLanguageModel(keras.Sequential):
 
     @property
     def tokenizer(self):
+        """kfine's `WordPieceTokenizer`, or the tokenizer a first layer carries (a keras-hub
+        backbone's `PresetTokenizer`); None if neither."""
         if self._tokenizer is None and self.vocabulary is not None:
             self._tokenizer = WordPieceTokenizer(self.vocabulary)
+        if self._tokenizer is None and self.layers:
+            return getattr(self.layers[0], "tokenizer", None)
         return self._tokenizer
 
     @property
@@ -72,6 +76,8 @@ class CausalLanguageModel(keras.Sequential):
 
     def add(self, layer, rebuild=True):
         """Adds `layer` just before the `LanguageModelHead` (see the class docs)."""
+        if hasattr(layer, "tie_to"):  # a head that projects with an earlier layer's weights
+            layer.tie_to(self)
         head = self.head
         if head is not None and hasattr(layer, "for_language_model"):
             layer = layer.for_language_model(self)

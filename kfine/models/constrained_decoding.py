@@ -78,7 +78,8 @@ class EntityNameTrie:
                 if name == entity or owners[normalize_name(name)] == {entity}:
                     names.append(name)
                     entity_ids.append(entity_id)
-        rows = tokenizer.encode_batch(names + [abstention], add_bos=False)
+        # Answers follow the prompt's last word, so names are spelled as there ("ĠParis").
+        rows = tokenizer.encode_in_context(names + [abstention])
         if not rows[-1] or tokenizer.unk_id in rows[-1]:
             raise KfineError(f"the abstention phrase must be words the tokenizer knows. Received: {abstention!r}")
         keep = [index for index, row in enumerate(rows[:-1]) if row and tokenizer.unk_id not in row]

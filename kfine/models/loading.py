@@ -1,5 +1,6 @@
 """Saving and loading kfine model directories (and bare `.keras` files)."""
 
+import contextlib
 import json
 import os
 import zipfile
@@ -11,7 +12,6 @@ from kfine.io import artifact_path, atomic_directory
 
 MODEL_FILE = "model.keras"
 METADATA_FILE = "training.json"
-KERAS_HUB_CONFIG = "config.json"  # marks a keras-hub preset folder
 
 
 def model_file(path):
@@ -23,13 +23,58 @@ def model_file(path):
     return path
 
 
-def load_model(path):
-    """Loads a kfine model from a directory or a `.keras` file, in safe mode.
+def check_model_path(path):
+    """Raises `ModelError` in one line unless `path` names a loadable model or keras-hub preset (read nothing yet)."""
+    from kfine.models.keras_hub_backbone import is_preset
+
+    if not is_preset(path):
+        model_file(path)
+
+
+DTYPES = ("float32", "bfloat16", "mixed_bfloat16")
+_load_options = {"dtype": None, "lora_rank": None}
+
+
+@contextlib.contextmanager
+def load_options(dtype=None, lora_rank=None):
+    """Within it, `load_model` gives keras-hub presets `dtype` and LoRA of rank `lora_rank`.
+
+    How `kfine finetune --dtype/--lora-rank` reach the model each method
+    loads. With LoRA, keras-hub's `backbone.enable_lora(rank)` freezes the
+    backbone's weights and trains rank-`lora_rank` updates of its attention
+    projections; Keras merges them into the kernels when the model is saved,
+    so the saved model is a plain one that loads without LoRA.
+
+    Args:
+        dtype: str or None. One of `DTYPES`: the backbone's dtype policy
+            ("mixed_bfloat16" computes in bfloat16 and keeps float32 weights).
+        lora_rank: int or None. A positive rank enables LoRA.
+
+    Raises:
+        ModelError: a bad `dtype` or `lora_rank`.
+    """
+    if dtype is not None and dtype not in DTYPES:
+        raise ModelError(f"--dtype must be one of {', '.join(DTYPES)}. Received: {dtype!r}")
+    if lora_rank is not None and (isinstance(lora_rank, bool) or not isinstance(lora_rank, int) or lora_rank < 1):
+        raise ModelError(f"--lora-rank must be a positive integer. Received: {lora_rank!r}")
+    previous = dict(_load_options)
+    _load_options.update(dtype=dtype, lora_rank=lora_rank)
+    try:
+        yield
+    finally:
+        _load_options.update(previous)
+
+
+def load_model(path, dtype=None):
+    """Loads a kfine model from a directory, a `.keras` file or a keras-hub preset, in safe mode.
 
     Args:
         path: str. A model directory written by `save_model`, a `.keras` file,
-            or a keras-hub preset folder with a kfine vocabulary (see
+            or a keras-hub preset: a folder written by `save_to_preset` or a
+            handle such as `kaggle://keras/gpt2/keras/gpt2_base_en` (see
             `kfine.models.keras_hub_backbone`).
+        dtype: str or None. A keras-hub preset's dtype policy (e.g. "bfloat16");
+            default: that of the enclosing `load_options`.
 
     Returns:
         The model; a `CausalLanguageModel` for kfine language models.
@@ -40,10 +85,17 @@ def load_model(path):
     """
     import kfine.layers  # noqa: F401  (registers kfine's serializable layers)
     from kfine.models.causal_lm import CausalLanguageModel
-    from kfine.models.keras_hub_backbone import load_keras_hub_preset
+    from kfine.models.keras_hub_backbone import is_preset, load_keras_hub_preset  # also registers its layers
 
-    if os.path.isdir(path) and os.path.exists(os.path.join(path, KERAS_HUB_CONFIG)):
-        return load_keras_hub_preset(path)
+    dtype = dtype or _load_options["dtype"]
+    lora_rank = _load_options["lora_rank"]
+    if is_preset(path) and not os.path.exists(os.path.join(path, MODEL_FILE)):
+        model = load_keras_hub_preset(path, dtype=dtype)
+        if lora_rank:
+            model.layers[0].backbone.enable_lora(lora_rank)
+        return model
+    if lora_rank or dtype not in (None, "float32"):
+        raise ModelError(f"{path}: --dtype and --lora-rank apply to keras-hub presets, not to kfine's own models")
     path = model_file(path)
     model = load_keras_file(path)
     if not isinstance(model, CausalLanguageModel) or model.tokenizer is None:
@@ -58,6 +110,8 @@ def load_keras_file(path):
     (`keras.saving.register_keras_serializable`): a model file is data, and
     loading it never runs code it carries.
     """
+    import kfine.models.keras_hub_backbone  # noqa: F401  (registers the layers a keras-hub-based model holds)
+
     if not zipfile.is_zipfile(path):
         raise ModelError(f"{path}: not a .keras archive (corrupt or of another kind)")
     try:
@@ -92,11 +146,16 @@ def save_model(model, directory, metadata=None, card=None, write_extra=None):
     # A fresh copy has no optimizer, so the artifact holds weights only.
     # Subclassed models are built only by a call; those are saved as they are.
     inference_copy = model.__class__.from_config(model.get_config())
-    if inference_copy.built:
-        inference_copy.set_weights(model.get_weights())
-    else:
-        inference_copy = model
     with atomic_directory(directory) as staging:
+        if inference_copy.built:
+            # Through a weights file rather than set_weights: Keras saves a LoRA
+            # layer's kernel with its update merged, which the copy (no LoRA) loads.
+            weights = os.path.join(staging, "copy.weights.h5")
+            model.save_weights(weights)
+            inference_copy.load_weights(weights)
+            os.remove(weights)
+        else:
+            inference_copy = model
         inference_copy.save(os.path.join(staging, MODEL_FILE))
         if write_extra is not None:
             write_extra(staging)

@@ -123,6 +123,18 @@ class WordPieceTokenizer:
         suffix = [self.eos_id] if add_eos else []
         return [prefix + row + suffix for row in rows]
 
+    def encode_in_context(self, texts):
+        """Returns the ids of each text as a sentence spells it after a space, without `[BOS]`.
+
+        WordPiece splits on whitespace first, so a name has the same ids
+        alone and inside a sentence; `PresetTokenizer` differs.
+        """
+        return self.encode_batch(texts, add_bos=False)
+
+    def word_continuation_ids(self):
+        """Returns the ids of the `##` pieces, which go on with the word before them."""
+        return frozenset(index for index, token in enumerate(self.vocabulary) if token.startswith("##"))
+
     def decode(self, ids):
         """Returns the text of `ids`, without special tokens, words space-joined."""
         return self.decode_batch([ids])[0]

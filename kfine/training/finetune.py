@@ -10,7 +10,8 @@ from kfine.io import artifact_path, write_json
 from kfine.knowledge.graph import KnowledgeGraph
 from kfine.knowledge.linker import EntityLinker
 from kfine.models.generation import Generator
-from kfine.models.loading import METADATA_FILE, MODEL_FILE, load_keras_file, load_metadata, save_model
+from kfine.models.keras_hub_backbone import is_preset_handle
+from kfine.models.loading import METADATA_FILE, MODEL_FILE, load_keras_file, load_metadata, load_options, save_model
 from kfine.training.methods import get_method
 from kfine.training.methods import method_options as checked_method_options
 from kfine.training.resume import resumable
@@ -22,7 +23,8 @@ BACKUP_RUN_FILE = "run.json"
 
 
 def fine_tune(task, pretrained, method, out_dir, seed=0, quick=False, log_dir=None, verbose=1, command=None,
-              strategy=None, backup_dir=None, checkpoint_every=None, method_options=None, init_embeddings=None):
+              strategy=None, backup_dir=None, checkpoint_every=None, method_options=None, init_embeddings=None,
+              dtype=None, lora_rank=None):
     """Fine-tunes with `method`, evaluates every split, and saves the model with its KG.
 
     The model's KG (`task.model_graph`) is saved beside the model and its
@@ -43,18 +45,20 @@ def fine_tune(task, pretrained, method, out_dir, seed=0, quick=False, log_dir=No
         checkpoint_every: int or None. Also back up every this many steps.
 
     `init_embeddings` (a `kfine kg embed` directory) goes to methods that take it.
+    `dtype` and `lora_rank` apply to a keras-hub preset (see `load_options`).
 
     Returns:
         The metadata written to `training.json`, with per-split rates.
     """
     backup_dir = backup_dir or os.path.normpath(out_dir) + "-backup"
-    run = {"method": method, "pretrained": os.path.abspath(pretrained), "seed": seed, "quick": quick,
+    pretrained_id = pretrained if is_preset_handle(pretrained) else os.path.abspath(pretrained)
+    run = {"method": method, "pretrained": pretrained_id, "seed": seed, "quick": quick,
            "kg_fingerprint": task.model_graph.fingerprint(), "method_options": method_options or {},
-           "init_embeddings": init_embeddings}
+           "init_embeddings": init_embeddings, "dtype": dtype, "lora_rank": lora_rank}
     options = {**(method_options or {}), **checked_method_options(method, init_embeddings)}
     _claim_backup(backup_dir, run)
     try:
-        with strategy_scope(strategy), resumable(backup_dir, checkpoint_every):
+        with strategy_scope(strategy), resumable(backup_dir, checkpoint_every), load_options(dtype, lora_rank):
             generator = get_method(method)(task, pretrained, seed, log_dir or os.path.normpath(out_dir) + "-logs",
                                            quick=quick, verbose=verbose, **options)
     except BaseException:
@@ -74,6 +78,8 @@ def fine_tune(task, pretrained, method, out_dir, seed=0, quick=False, log_dir=No
         "results": {split: rates for split, (rates, _) in evaluation.items()},
         "command": command,
         "init_embeddings": init_embeddings,
+        "dtype": dtype,
+        "lora_rank": lora_rank,
     }
 
     def write_graph(staging):

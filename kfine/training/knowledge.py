@@ -159,10 +159,13 @@ class KnowledgeGenerator(Generator):
         eos = [self.tokenizer.eos_id]
         self._endings = [row + eos for row in self.tokenizer.encode_batch(self.endings, add_bos=False)]
         graph = linker.knowledge_graph
-        self._name_ids = self.tokenizer.encode_batch(graph.entities, add_bos=False)
-        # Entity names are whole words: right after one, a "##" word piece
-        # would glue onto it ("South Korea" + "##d").
-        self._continues_word = tf.constant([token.startswith("##") for token in self.tokenizer.vocabulary])
+        # Copied after the prompt's last word, so spelled as a sentence spells them there ("ĠParis").
+        self._name_ids = self.tokenizer.encode_in_context(graph.entities)
+        # Entity names are whole words: right after one, a word piece that
+        # continues a word would glue onto it ("South Korea" + "##d").
+        continues_word = np.zeros(self.tokenizer.vocabulary_size, bool)
+        continues_word[list(self.tokenizer.word_continuation_ids())] = True
+        self._continues_word = tf.constant(continues_word)
 
     def sequence_logits(self, token_ids):
         entity_ids = self.linker.entity_ids_tensor(token_ids)

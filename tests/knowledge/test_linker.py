@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from kfine.errors import KfineError
 from kfine.knowledge import KnowledgeGraph
-from kfine.knowledge import linker as linker_module
+from kfine.knowledge import linker_graph
 from kfine.knowledge.linker import NO_ENTITY, EntityLinker, Mention, TokenMention
 from kfine.knowledge.names import normalize_name
 from kfine.models.tokenizer import WordPieceTokenizer
@@ -373,6 +373,6 @@ def test_property_in_graph_equals_eager(linker, tokenizer, graph, data):
 
 
 def test_colliding_hashes_raise(graph, tokenizer, monkeypatch):
-    monkeypatch.setattr(linker_module, "_MODULI", (3, 5))
+    monkeypatch.setattr(linker_graph, "_MODULI", (3, 5))
     with pytest.raises(KfineError, match="collision-free"):
         EntityLinker(graph, tokenizer)
