@@ -79,6 +79,25 @@ def load_metadata(path):
         raise ModelError(f"{metadata_path}: unreadable metadata: {error}") from error
 
 
+def copy_model(model):
+    """Returns a new model of `model`'s class and config holding its weights, without optimizer state.
+
+    The copy trains apart from `model` (a frozen reference, a second trainer
+    on the same start). Its dropout draws new seeds from the global
+    generators when it is built, as any new layer does: a run that must not
+    depend on what ran before reseeds it (`kfine.training.seeding.seed_training`).
+
+    Raises:
+        ModelError: `model`'s config does not build it (a subclassed model is
+            built only by a call), so there is nothing to copy its weights into.
+    """
+    copy = model.__class__.from_config(model.get_config())
+    if not copy.built:
+        raise ModelError(f"{type(model).__name__}: its config builds no weights, so they cannot be copied")
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 def save_model(model, directory, metadata=None, card=None, write_extra=None):
     """Writes `model` (without optimizer state), its metadata and card, atomically.
 
@@ -91,10 +110,9 @@ def save_model(model, directory, metadata=None, card=None, write_extra=None):
     """
     # A fresh copy has no optimizer, so the artifact holds weights only.
     # Subclassed models are built only by a call; those are saved as they are.
-    inference_copy = model.__class__.from_config(model.get_config())
-    if inference_copy.built:
-        inference_copy.set_weights(model.get_weights())
-    else:
+    try:
+        inference_copy = copy_model(model)
+    except ModelError:
         inference_copy = model
     with atomic_directory(directory) as staging:
         inference_copy.save(os.path.join(staging, MODEL_FILE))

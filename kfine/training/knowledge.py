@@ -113,18 +113,16 @@ def knowledge_examples(task, linker, tokenizer, fact_tables):
     """
     graph = linker.knowledge_graph
     relation_table, object_table = fact_tables
-    sentences, prompts, slots = [], [], []
-    for subject, relation, obj in task.finetune_triples:
-        row = graph.entity_id(subject) + 1
-        match = (relation_table[row] == graph.relation_id(relation)) & (object_table[row] == graph.entity_id(obj) + 1)
-        if not match.any():
-            continue  # the fact was cut by max_facts
-        for template in task.templates.training_templates(relation):
-            sentences.append(Templates.fill(template, subject, obj))
-            prompts.append(Templates.prompt(template, subject))
+    statements, slots = [], []
+    for statement in task.verbalizer.statements(task.finetune_triples):
+        row = graph.entity_id(statement.subject) + 1
+        match = (relation_table[row] == graph.relation_id(statement.relation)) & (
+            object_table[row] == graph.entity_id(statement.object) + 1)
+        if match.any():  # else the fact was cut by max_facts
+            statements.append(statement)
             slots.append(int(np.argmax(match)) + 1)
-    rows = tokenizer.encode_batch(sentences, add_eos=True)
-    prompt_lengths = [len(row) for row in tokenizer.encode_batch(prompts)]
+    rows = tokenizer.encode_batch([statement.sentence for statement in statements], add_eos=True)
+    prompt_lengths = [len(row) for row in tokenizer.encode_batch([statement.prompt for statement in statements])]
     length = max(len(row) for row in rows) - 1
     arrays = {name: np.zeros((len(rows), length), "int32") for name in ("token_ids", "entity_ids", "targets", "fact_targets")}
     for index, row in enumerate(rows):
