@@ -237,14 +237,9 @@ class KnowledgeGenerator(Generator):
 
 
 def _padded(token_rows, entity_rows):
-    """Right-pads token and entity-id rows into the model's input dict."""
-    length = max(len(row) for row in token_rows)
-    token_ids = np.zeros((len(token_rows), length), "int32")
-    entity_ids = np.zeros_like(token_ids)
-    for index, (tokens, entities) in enumerate(zip(token_rows, entity_rows)):
-        token_ids[index, : len(tokens)] = tokens
-        entity_ids[index, : len(tokens)] = entities
-    return {"token_ids": token_ids, "entity_ids": entity_ids}
+    """Right-pads token and entity-id rows (of equal lengths) into the model's input dict."""
+    return {"token_ids": keras.utils.pad_sequences(token_rows, padding="post", dtype="int32"),
+            "entity_ids": keras.utils.pad_sequences(entity_rows, padding="post", dtype="int32")}
 
 
 def build_knowledge_model(language_model, knowledge_graph, mode="gated", embeddings_regularizer=None,

@@ -1,5 +1,6 @@
 """A feedback round's data: the references, and the checked samples as unlikelihood rows and preference pairs."""
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -112,17 +113,12 @@ def _completion_mask(row, prompt_length):
 
 
 def _pad(rows):
-    length = max((len(row) for row in rows), default=2)
-    array = np.zeros((max(len(rows), 1), length), "int32")
-    for index, row in enumerate(rows):
-        array[index, : len(row)] = row
-    return array
+    """Rows right-padded into an int32 array; one all-zero row when there are none (a dataset needs one)."""
+    return keras.utils.pad_sequences(rows or [[0, 0]], padding="post", dtype="int32")
 
 
 def _pad_with_masks(rows, masks):
     """Rows and their target masks padded alike; one all-zero row when there are none."""
     tokens = _pad(rows)
-    padded_masks = np.zeros((len(tokens), tokens.shape[1] - 1), "float32")
-    for index, mask in enumerate(masks):
-        padded_masks[index, : len(mask)] = mask
-    return tokens, padded_masks
+    return tokens, keras.utils.pad_sequences(masks or [[0.0]], maxlen=tokens.shape[1] - 1, padding="post",
+                                             dtype="float32")

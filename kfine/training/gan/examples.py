@@ -1,5 +1,6 @@
 """Training data of `AdversarialFineTuner`: finetune facts as real sentences, corrupted facts as fakes."""
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -32,10 +33,7 @@ def adversarial_examples(task, tokenizer, answer_length, sequence_length, corrup
     keep = np.flatnonzero(prompt_lengths + answer_length <= width)
 
     def to_array(token_rows):
-        array = np.zeros((len(token_rows), width), "int32")
-        for index, row in enumerate(token_rows):
-            array[index, : min(len(row), width)] = row[:width]
-        return array
+        return keras.utils.pad_sequences(token_rows, maxlen=width, padding="post", truncating="post", dtype="int32")
 
     examples = {"token_ids": to_array(rows)[keep], "prompt_length": prompt_lengths[keep]}
     if corruptions:
