@@ -199,54 +199,19 @@ class AdversarialFineTuner(keras.Model):
 
         generator_variables = self.generator.trainable_variables
         discriminator_variables = self.discriminator.trainable_variables
-        values = {}
         with tf.GradientTape() as generator_tape, tf.GradientTape() as discriminator_tape:
             logits = self._answer_logits(sampled_prefix, prompt_length)
             last_token = ops.argmax(logits[:, -1] + noise[:, -1], axis=-1)
             tokens = ops.concatenate([prefix_tokens, last_token[:, None]], axis=1)
             # Up to and including the first [EOS]; later samples are padding.
             is_eos = ops.cast(ops.equal(tokens, self.eos_id), "int32")
-            eos_before = ops.cumsum(is_eos, axis=1) - is_eos
-            generated_valid = ops.cast(ops.equal(eos_before, 0), "float32")
+            generated_valid = ops.cast(ops.equal(ops.cumsum(is_eos, axis=1) - is_eos, 0), "float32")
             fake_mask = ops.logical_or(in_prompt, ops.einsum("bwk,bk->bw", slots, generated_valid) > 0)
-            generated_ids = ops.sum(ops.cast(slots, "int32") * tokens[:, None, :], axis=-1)
-            fake_ids = ops.where(fake_mask, prompt_ids + generated_ids, 0)
             temperature = self.current_temperature()
-            if self.estimator == "gumbel":
-                soft = ops.softmax((logits + noise) / temperature, axis=-1)
-                if self.straight_through:
-                    soft = ops.one_hot(tokens, self.vocabulary_size) + soft - ops.stop_gradient(soft)
-                # Prompt tokens embedded from ids, generated positions from
-                # (soft) samples: the vocabulary product only where needed.
-                outside = 1.0 - ops.sum(slots, axis=-1, keepdims=True)
-                embeddings = self.discriminator.embed(prompt_ids) * outside + ops.einsum(
-                    "bwk,bkd->bwd", slots, self.discriminator.embed(soft))
-                fake_logit = self.discriminator.classify(embeddings, fake_mask, training=True)
-            else:
-                fake_logit = self.discriminator(fake_ids, padding_mask=fake_mask, training=True)
+            fake_logit = self._score_generated(prompt_ids, slots, tokens, fake_mask, logits + noise, temperature)
             real_logit = self.discriminator(real_window, padding_mask=ops.not_equal(real_window, 0), training=True)
-
-            # log D = -softplus(-l); log(1 - D) = -softplus(l).
-            smoothing = self.label_smoothing
-            real_loss = ops.mean((1 - smoothing) * ops.softplus(-real_logit) + smoothing * ops.softplus(real_logit))
-            fake_losses = [ops.mean(ops.softplus(fake_logit))]
-            if "corrupted_ids" in data:
-                corrupted_logit, corruption_weight = self._score_corruptions(data, in_window)
-                weight_sum = ops.maximum(ops.sum(corruption_weight), 1.0)
-                fake_losses.append(ops.sum(ops.softplus(corrupted_logit) * corruption_weight) / weight_sum)
-                values["d_corrupted"] = ops.sum(ops.sigmoid(corrupted_logit) * corruption_weight) / weight_sum
-            discriminator_loss = real_loss + sum(fake_losses) / len(fake_losses)
-
-            if self.generator_loss == "non_saturating":
-                reward = -ops.softplus(-fake_logit)  # log D(G(z))
-            else:
-                reward = ops.softplus(fake_logit)  # -log(1 - D(G(z)))
-            if self.estimator == "gumbel":
-                adversarial_loss = -ops.mean(reward)
-            else:
-                log_probs = ops.take_along_axis(ops.log_softmax(logits, axis=-1), tokens[:, :, None], axis=-1)[..., 0]
-                advantage = ops.stop_gradient(reward - self.reward_baseline)
-                adversarial_loss = -ops.mean(advantage * ops.sum(log_probs * generated_valid, axis=1))
+            discriminator_loss, values = self._discriminator_loss(real_logit, fake_logit, data, in_window)
+            reward, adversarial_loss = self._adversarial_loss(fake_logit, logits, tokens, generated_valid)
             generator_loss = self.adversarial_weight * adversarial_loss
             if self.mle_weight > 0:
                 mle_loss = self._mle_loss(token_ids)
@@ -272,6 +237,56 @@ class AdversarialFineTuner(keras.Model):
             }
         )
         return values, generator_gradients, discriminator_gradients
+
+    def _score_generated(self, prompt_ids, slots, tokens, fake_mask, noisy_logits, temperature):
+        """Discriminator logits of the prompts continued by the samples.
+
+        Gumbel: the generated positions are embedded from the Gumbel-softmax
+        samples, so the gradient reaches the generator; REINFORCE: the
+        discriminator reads the hard tokens.
+        """
+        ops = keras.ops
+        if self.estimator == "reinforce":
+            generated_ids = ops.sum(ops.cast(slots, "int32") * tokens[:, None, :], axis=-1)
+            fake_ids = ops.where(fake_mask, prompt_ids + generated_ids, 0)
+            return self.discriminator(fake_ids, padding_mask=fake_mask, training=True)
+        soft = ops.softmax(noisy_logits / temperature, axis=-1)
+        if self.straight_through:
+            soft = ops.one_hot(tokens, self.vocabulary_size) + soft - ops.stop_gradient(soft)
+        # Prompt tokens embedded from ids, generated positions from (soft)
+        # samples: the vocabulary product only where needed.
+        outside = 1.0 - ops.sum(slots, axis=-1, keepdims=True)
+        embeddings = self.discriminator.embed(prompt_ids) * outside + ops.einsum(
+            "bwk,bkd->bwd", slots, self.discriminator.embed(soft))
+        return self.discriminator.classify(embeddings, fake_mask, training=True)
+
+    def _discriminator_loss(self, real_logit, fake_logit, data, in_window):
+        """The discriminator's loss (fakes: generated windows and any knowledge corruptions), and metric values."""
+        ops = keras.ops
+        values = {}
+        # log D = -softplus(-l); log(1 - D) = -softplus(l).
+        smoothing = self.label_smoothing
+        real_loss = ops.mean((1 - smoothing) * ops.softplus(-real_logit) + smoothing * ops.softplus(real_logit))
+        fake_losses = [ops.mean(ops.softplus(fake_logit))]
+        if "corrupted_ids" in data:
+            corrupted_logit, corruption_weight = self._score_corruptions(data, in_window)
+            weight_sum = ops.maximum(ops.sum(corruption_weight), 1.0)
+            fake_losses.append(ops.sum(ops.softplus(corrupted_logit) * corruption_weight) / weight_sum)
+            values["d_corrupted"] = ops.sum(ops.sigmoid(corrupted_logit) * corruption_weight) / weight_sum
+        return real_loss + sum(fake_losses) / len(fake_losses), values
+
+    def _adversarial_loss(self, fake_logit, logits, tokens, generated_valid):
+        """The generator's reward per row and its adversarial loss under the chosen estimator."""
+        ops = keras.ops
+        if self.generator_loss == "non_saturating":
+            reward = -ops.softplus(-fake_logit)  # log D(G(z))
+        else:
+            reward = ops.softplus(fake_logit)  # -log(1 - D(G(z)))
+        if self.estimator == "gumbel":
+            return reward, -ops.mean(reward)
+        log_probs = ops.take_along_axis(ops.log_softmax(logits, axis=-1), tokens[:, :, None], axis=-1)[..., 0]
+        advantage = ops.stop_gradient(reward - self.reward_baseline)
+        return reward, -ops.mean(advantage * ops.sum(log_probs * generated_valid, axis=1))
 
     def _gumbel_noise(self, batch_size):
         shape = (batch_size, self.answer_length, self.vocabulary_size)
