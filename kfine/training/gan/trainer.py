@@ -220,7 +220,9 @@ class AdversarialFineTuner(keras.Model):
 
         if self.estimator == "reinforce":
             self.reward_baseline.assign(0.9 * self.reward_baseline + 0.1 * ops.mean(reward))
-        generator_gradients = generator_tape.gradient(generator_loss, generator_variables) if generator_variables else []
+        generator_gradients = (
+            generator_tape.gradient(generator_loss, generator_variables) if generator_variables else []
+        )
         discriminator_gradients = (
             discriminator_tape.gradient(discriminator_loss, discriminator_variables) if discriminator_variables else []
         )
