@@ -125,21 +125,18 @@ def cmd_pretrain(args):
 
 
 def cmd_generate(args):
-    from kfine.errors import ModelError
-    from kfine.io import artifact_path
-    from kfine.knowledge.graph import KnowledgeGraph
     from kfine.knowledge.linker import EntityLinker
     from kfine.models.generation import Generator, make_sampler
-    from kfine.models.loading import load_metadata, load_model
-    from kfine.training.finetune import FINE_TUNED_KIND, KNOWLEDGE_GRAPH_DIR, load_fine_tuned
+    from kfine.models.loading import load_model
+    from kfine.training.finetune import is_fine_tuned, load_fine_tuned, load_fine_tuned_graph
 
     sampler = make_sampler(args.sampler, k=args.top_k, p=args.top_p, seed=args.seed)
     for prompt in args.prompts:
         if not prompt.strip():
             raise KfineError("prompt: empty text; give the beginning of a sentence")
     path = _pretrained(args)
-    if os.path.isdir(path) and load_metadata(path).get("kind") == FINE_TUNED_KIND:
-        graph = KnowledgeGraph.load(artifact_path(path, KNOWLEDGE_GRAPH_DIR, ModelError))
+    if is_fine_tuned(path):
+        graph = load_fine_tuned_graph(path)
         generator = load_fine_tuned(path, graph)
         generator.sampler = sampler
         # A fine-tuned model answers about its KG's entities; say so rather than make something up.
@@ -183,26 +180,9 @@ def cmd_finetune(args):
 
 
 def cmd_check(args):
-    from kfine.factcheck.fact_checker import load_fact_checker
-    from kfine.factcheck.knowledge_graph_checker import KnowledgeGraphChecker
-    from kfine.knowledge.graph import KnowledgeGraph
-    from kfine.knowledge.templates import Templates
-    from kfine.models.loading import MODEL_FILE, load_metadata
-    from kfine.training.factcheck import FACT_CHECKER_DIR, TEMPLATES_FILE
-    from kfine.training.finetune import FINE_TUNED_KIND, KNOWLEDGE_GRAPH_DIR
+    from kfine.training.finetune import load_fact_checkers
 
-    checkers = []
-    fine_tuned = os.path.isdir(args.model) and load_metadata(args.model).get("kind") == FINE_TUNED_KIND
-    if not fine_tuned or os.path.isfile(os.path.join(args.model, FACT_CHECKER_DIR, MODEL_FILE)):
-        checkers.append(("neural", load_fact_checker(os.path.join(args.model, FACT_CHECKER_DIR) if fine_tuned
-                                                     else args.model)))
-    templates = os.path.join(args.model, TEMPLATES_FILE)
-    if fine_tuned and os.path.isfile(templates):
-        graph = KnowledgeGraph.load(os.path.join(args.model, KNOWLEDGE_GRAPH_DIR))
-        checkers.append(("kg", KnowledgeGraphChecker(graph, Templates.from_file(templates))))
-    if not checkers:
-        raise KfineError(f"--model {args.model}: a fine-tuned model without a fact checker; "
-                         "fine-tune with --method factcheck")
+    checkers = load_fact_checkers(args.model)
     for sentence in args.sentences:
         if not sentence.strip():
             raise KfineError("sentence: empty text; give a sentence to check")

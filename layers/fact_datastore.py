@@ -3,7 +3,7 @@
 import keras
 import numpy as np
 
-from kfine.knowledge.templates import Templates
+from kfine.knowledge.verbalizer import Verbalizer
 from kfine.layers.knowledge_graph_encoder import check_fingerprint
 from kfine.layers.layer_utils import check_positive_int
 
@@ -193,15 +193,10 @@ def fact_key_sentences(tokenizer, knowledge_graph, templates):
     sentence, `[EOS]` included, each predicted from the hidden state at
     `j - 1`.
     """
-    prompts, filled = [], []
-    for subject, relation, obj in knowledge_graph.triples:
-        for template in templates.training_templates(relation):
-            prompt = Templates.prompt(template, subject)
-            prompts.append(prompt)
-            filled.append(Templates.fill(template, subject, obj))
+    statements = Verbalizer(templates).statements(knowledge_graph.triples)
     # One tokenizer call per list: one call per sentence costs ~1000x more.
-    first_keys = map(len, tokenizer.encode_batch(prompts))
-    rows = tokenizer.encode_batch(filled, add_eos=True)
+    first_keys = map(len, tokenizer.encode_batch([statement.prompt for statement in statements]))
+    rows = tokenizer.encode_batch([statement.sentence for statement in statements], add_eos=True)
     return list(zip(rows, first_keys))
 
 

@@ -142,6 +142,11 @@ CASES = [
      "argv": ["generate", "--model", "$finetuned", "Alda Varenko " * 40], "error": "this model reads at most 31"},
     {"case": "prompt_without_entity", "files": {},
      "argv": ["generate", "--model", "$finetuned", "The weather today is"], "error": "names no entity of the model's"},
+    {"case": "check_a_finetuned_model_without_checker", "files": {},
+     "argv": ["check", "--model", "$finetuned", "Alda Varenko was born in Mirefall."],
+     "error": "a fine-tuned model without a fact checker"},
+    {"case": "check_a_language_model", "files": {}, "argv": ["check", "--model", "$model", "Alda Varenko plays."],
+     "error": "not a kfine fact checker"},
     # === Flags ===
     {"case": "seeds_zero", "files": {}, "argv": [*BENCH, *GOOD_KG, "--seeds", "0"], "error": "--seeds"},
     {"case": "methods_empty", "files": {}, "argv": [*BENCH, *GOOD_KG, "--methods", " , "],

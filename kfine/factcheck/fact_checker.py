@@ -8,7 +8,7 @@ from kfine.factcheck.claims import corrupt_triples, labelled_claims
 from kfine.factcheck.verdict import REFUTED, SUPPORTED, Verdict
 from kfine.models.causal_lm import CausalLanguageModel
 from kfine.knowledge.verbalizer import Verbalizer
-from kfine.models.loading import model_file, save_model
+from kfine.models.loading import load_keras_file, model_file, save_model
 from kfine.models.seeding import seed_training
 
 FACT_CHECKER_KIND = "kfine-fact-checker"
@@ -149,11 +149,7 @@ def load_fact_checker(path):
         ModelError: the path holds no fact checker.
     """
     path = model_file(path)
-    try:
-        checker = keras.models.load_model(path, safe_mode=True, compile=False)
-    except Exception as error:  # Keras raises many types; report them in one line
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise ModelError(f"{path}: cannot load the fact checker: {first_line}") from error
+    checker = load_keras_file(path)
     if not isinstance(checker, FactChecker):
         raise ModelError(f"{path}: not a kfine fact checker (got {type(checker).__name__})")
     return checker

@@ -8,12 +8,13 @@ from kfine.knowledge.formats import read_aliases, read_triples, write_aliases, w
 from kfine.knowledge.graph import KnowledgeGraph
 from kfine.knowledge.splits import Splits
 from kfine.knowledge.templates import Templates
-from kfine.knowledge.verbalizer import Prompt, Verbalizer
+from kfine.knowledge.verbalizer import Prompt, Statement, Verbalizer
 
 __all__ = [
     "KnowledgeGraph",
     "Prompt",
     "Splits",
+    "Statement",
     "Templates",
     "Verbalizer",
     "read_aliases",

@@ -30,6 +30,27 @@ class Prompt:
     suffix: str
 
 
+@dataclasses.dataclass(frozen=True)
+class Statement:
+    """One fact written out with one template.
+
+    Attributes:
+        subject: str.
+        relation: str.
+        object: str.
+        template: str.
+        prompt: str. The sentence up to its object, e.g. `"The capital of France is"`.
+        sentence: str. The whole sentence, e.g. `"The capital of France is Paris."`.
+    """
+
+    subject: str
+    relation: str
+    object: str
+    template: str
+    prompt: str
+    sentence: str
+
+
 class Verbalizer:
     """Turns facts into sentences and prompts with a relation's templates.
 
@@ -51,6 +72,8 @@ class Verbalizer:
     ['The capital of France is Paris.']
     >>> verbalizer.prompts([("France", "capital", "Paris")])[0].text
     'The capital of France is'
+    >>> verbalizer.statements([("France", "capital", "Paris")])[0].prompt
+    'The capital of France is'
     """
 
     def __init__(self, templates):
@@ -69,15 +92,28 @@ class Verbalizer:
         Returns:
             A list of str.
         """
-        sentences = [
-            Templates.fill(template, subject, obj)
-            for subject, relation, obj in triples
-            for template in self._chosen_templates(relation, which)
-        ]
+        sentences = [statement.sentence for statement in self.statements(triples, which)]
         if rng is not None:
             order = np.random.default_rng(rng).permutation(len(sentences))
             sentences = [sentences[index] for index in order]
         return sentences
+
+    def statements(self, triples, which="training"):
+        """Returns one `Statement` per (triple, template), in the triples' order.
+
+        Args:
+            triples: iterable of `(subject, relation, object)`.
+            which: str. `"training"`, `"paraphrase"` or `"all"`.
+
+        Returns:
+            A list of `Statement`, templates in order within a triple.
+        """
+        return [
+            Statement(subject, relation, obj, template, Templates.prompt(template, subject),
+                      Templates.fill(template, subject, obj))
+            for subject, relation, obj in triples
+            for template in self._chosen_templates(relation, which)
+        ]
 
     def prompts(self, triples, which="training"):
         """Returns one `Prompt` per (subject, relation, template), in first-seen order.

@@ -3,6 +3,7 @@
 import contextlib
 import json
 import os
+import tempfile
 import zipfile
 
 import keras
@@ -133,6 +134,30 @@ def load_metadata(path):
         raise ModelError(f"{metadata_path}: unreadable metadata: {error}") from error
 
 
+def copy_model(model):
+    """Returns a new model of `model`'s class and config holding its weights, without optimizer state.
+
+    The copy trains apart from `model` (a frozen reference, a second trainer
+    on the same start). Its dropout draws new seeds from the global
+    generators when it is built, as any new layer does: a run that must not
+    depend on what ran before reseeds it (`kfine.training.seeding.seed_training`).
+
+    Raises:
+        ModelError: `model`'s config does not build it (a subclassed model is
+            built only by a call), so there is nothing to copy its weights into.
+    """
+    copy = model.__class__.from_config(model.get_config())
+    if not copy.built:
+        raise ModelError(f"{type(model).__name__}: its config builds no weights, so they cannot be copied")
+    # Through a weights file rather than set_weights: Keras saves a LoRA
+    # layer's kernel with its update merged, which a copy without LoRA loads.
+    with tempfile.TemporaryDirectory() as scratch:
+        weights = os.path.join(scratch, "copy.weights.h5")
+        model.save_weights(weights)
+        copy.load_weights(weights)
+    return copy
+
+
 def save_model(model, directory, metadata=None, card=None, write_extra=None):
     """Writes `model` (without optimizer state), its metadata and card, atomically.
 
@@ -145,17 +170,11 @@ def save_model(model, directory, metadata=None, card=None, write_extra=None):
     """
     # A fresh copy has no optimizer, so the artifact holds weights only.
     # Subclassed models are built only by a call; those are saved as they are.
-    inference_copy = model.__class__.from_config(model.get_config())
+    try:
+        inference_copy = copy_model(model)
+    except ModelError:
+        inference_copy = model
     with atomic_directory(directory) as staging:
-        if inference_copy.built:
-            # Through a weights file rather than set_weights: Keras saves a LoRA
-            # layer's kernel with its update merged, which the copy (no LoRA) loads.
-            weights = os.path.join(staging, "copy.weights.h5")
-            model.save_weights(weights)
-            inference_copy.load_weights(weights)
-            os.remove(weights)
-        else:
-            inference_copy = model
         inference_copy.save(os.path.join(staging, MODEL_FILE))
         if write_extra is not None:
             write_extra(staging)

@@ -206,9 +206,8 @@ def median_table(results):
     ]
     for name, value in results["ratios"].items():
         target = TARGETS.get(name)
-        met = "" if target is None else ("yes" if _meets(value, target) else "no")
         each = " | ".join(f"{run['ratios'][name]:.3f}" for run in runs)
-        lines.append(f"| {name} | {value:.3f} | {each} | {_target_text(target)} | {met} |")
+        lines.append(f"| {name} | {value:.3f} | {each} | {_target_text(target)} | {_met_text(value, target)} |")
     device = results["raw"]["device"]
     loads = ", ".join(f"{run['load'][0]}-{run['load'][1]}" for run in runs)
     lines += ["", f"Median of {len(runs)} runs, each in a fresh process (every run's figures: run-K/perf.md). "
@@ -223,8 +222,7 @@ def perf_table(results):
     lines = ["| measurement | value | target | met |", "|---|---|---|---|"]
     for name, value in ratios.items():
         target = TARGETS.get(name)
-        met = "" if target is None else ("yes" if _meets(value, target) else "no")
-        lines.append(f"| {name} | {value:.3f} | {_target_text(target)} | {met} |")
+        lines.append(f"| {name} | {value:.3f} | {_target_text(target)} | {_met_text(value, target)} |")
     training = raw["training"]
     lines += ["", "| throughput | value |", "|---|---|"]
     for name, value in training["tokens_per_second"].items():
@@ -249,6 +247,13 @@ def perf_table(results):
                   f"TensorFlow {device['tensorflow']}, Keras {device['keras']}; "
                   f"load average {raw['load_at_start']} at start, {raw['load_at_end']} at end."]
     return "\n".join(lines)
+
+
+def _met_text(value, target):
+    """"yes" or "no" for a ratio with a target, "" for one without."""
+    if target is None:
+        return ""
+    return "yes" if _meets(value, target) else "no"
 
 
 def _meets(value, target):

@@ -23,6 +23,7 @@ from kfine.knowledge.task import QUICK as QUICK_TASK
 from kfine.knowledge.task import FactTask
 from kfine.factcheck.knowledge_graph_checker import KnowledgeGraphChecker
 from kfine.knowledge.linker import EntityLinker
+from kfine.models.loading import copy_model
 from kfine.perf.timing import interleaved, min_ratio, paired_ratio
 from kfine.perf.training import DEFAULT_JIT_COMPILE, fit_runner, packed_batch, train_step_runner
 from kfine.training.adversarial import (
@@ -36,13 +37,6 @@ from kfine.training.mle import next_token_loss
 
 # The XLA setting both methods compile with when not told otherwise ("auto": XLA on accelerators only).
 METHOD_JIT_COMPILE = inspect.signature(AdversarialFineTuner.compile).parameters["jit_compile"].default
-
-
-def copy_model(language_model):
-    """A fresh `CausalLanguageModel` with `language_model`'s architecture and weights (trained apart)."""
-    copy = language_model.__class__.from_config(language_model.get_config())
-    copy.set_weights(language_model.get_weights())
-    return copy
 
 
 def pad_width(batch, widths):

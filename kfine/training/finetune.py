@@ -7,11 +7,15 @@ import shutil
 from kfine.errors import KfineError, ModelError
 from kfine.evaluation.evaluate import evaluate_splits
 from kfine.io import artifact_path, write_json
+from kfine.factcheck.fact_checker import load_fact_checker
+from kfine.factcheck.knowledge_graph_checker import KnowledgeGraphChecker
 from kfine.knowledge.graph import KnowledgeGraph
 from kfine.knowledge.linker import EntityLinker
+from kfine.knowledge.templates import Templates
 from kfine.models.generation import Generator
 from kfine.models.keras_hub_backbone import is_preset_handle
 from kfine.models.loading import METADATA_FILE, MODEL_FILE, load_keras_file, load_metadata, load_options, save_model
+from kfine.training.factcheck import FACT_CHECKER_DIR, TEMPLATES_FILE
 from kfine.training.methods import get_method
 from kfine.training.methods import method_options as checked_method_options
 from kfine.training.resume import resumable
@@ -110,6 +114,42 @@ def _claim_backup(backup_dir, run):
     write_json(path, run)
 
 
+def is_fine_tuned(path):
+    """Whether `path` is a directory written by `fine_tune`."""
+    return os.path.isdir(path) and load_metadata(path).get("kind") == FINE_TUNED_KIND
+
+
+def load_fine_tuned_graph(directory):
+    """The `KnowledgeGraph` saved beside a fine-tuned model (the one it was fine-tuned with)."""
+    return KnowledgeGraph.load(artifact_path(directory, KNOWLEDGE_GRAPH_DIR, ModelError))
+
+
+def load_fact_checkers(path):
+    """The fact checkers saved at `path`, as `[(name, checker)]`.
+
+    Args:
+        path: str. A `kfine finetune --method factcheck` output (its neural
+            checker, `"neural"`, if it was trained with one, and `"kg"`, the
+            `KnowledgeGraphChecker` over its KG and templates), or a fact
+            checker directory (`FactChecker.save_to`).
+
+    Raises:
+        ModelError: `path` holds no fact checker.
+    """
+    if not is_fine_tuned(path):
+        return [("neural", load_fact_checker(path))]
+    checkers = []
+    neural = artifact_path(path, FACT_CHECKER_DIR, ModelError)
+    if os.path.isfile(os.path.join(neural, MODEL_FILE)):
+        checkers.append(("neural", load_fact_checker(neural)))
+    templates = artifact_path(path, TEMPLATES_FILE, ModelError)
+    if os.path.isfile(templates):
+        checkers.append(("kg", KnowledgeGraphChecker(load_fine_tuned_graph(path), Templates.from_file(templates))))
+    if not checkers:
+        raise ModelError(f"{path}: a fine-tuned model without a fact checker; fine-tune with --method factcheck")
+    return checkers
+
+
 def load_fine_tuned(directory, knowledge_graph=None):
     """Loads a `kfine finetune` directory as a ready `Generator`.
 
@@ -123,11 +163,11 @@ def load_fine_tuned(directory, knowledge_graph=None):
     """
     import kfine.training.knowledge as knowledge  # registers KnowledgeLanguageModel
 
-    metadata = load_metadata(directory)
-    if metadata.get("kind") != FINE_TUNED_KIND:
+    if not is_fine_tuned(directory):
         raise ModelError(f"{directory}: not a `kfine finetune` output (no {METADATA_FILE} of kind {FINE_TUNED_KIND})")
+    metadata = load_metadata(directory)
     if knowledge_graph is None:
-        knowledge_graph = KnowledgeGraph.load(artifact_path(directory, KNOWLEDGE_GRAPH_DIR, ModelError))
+        knowledge_graph = load_fine_tuned_graph(directory)
     if knowledge_graph.fingerprint() != metadata["kg_fingerprint"]:
         raise ModelError(
             f"{directory}: the model was fine-tuned with KG {metadata['kg_fingerprint'][:12]}…, "

@@ -112,18 +112,16 @@ def knowledge_examples(task, linker, tokenizer, fact_tables):
     """
     graph = linker.knowledge_graph
     relation_table, object_table = fact_tables
-    sentences, prompts, slots = [], [], []
-    for subject, relation, obj in task.finetune_triples:
-        row = graph.entity_id(subject) + 1
-        match = (relation_table[row] == graph.relation_id(relation)) & (object_table[row] == graph.entity_id(obj) + 1)
-        if not match.any():
-            continue  # the fact was cut by max_facts
-        for template in task.templates.training_templates(relation):
-            sentences.append(Templates.fill(template, subject, obj))
-            prompts.append(Templates.prompt(template, subject))
+    statements, slots = [], []
+    for statement in task.verbalizer.statements(task.finetune_triples):
+        row = graph.entity_id(statement.subject) + 1
+        match = (relation_table[row] == graph.relation_id(statement.relation)) & (
+            object_table[row] == graph.entity_id(statement.object) + 1)
+        if match.any():  # else the fact was cut by max_facts
+            statements.append(statement)
             slots.append(int(np.argmax(match)) + 1)
-    rows = tokenizer.encode_batch(sentences, add_eos=True)
-    prompt_lengths = [len(row) for row in tokenizer.encode_batch(prompts)]
+    rows = tokenizer.encode_batch([statement.sentence for statement in statements], add_eos=True)
+    prompt_lengths = [len(row) for row in tokenizer.encode_batch([statement.prompt for statement in statements])]
     length = max(len(row) for row in rows) - 1
     arrays = {name: np.zeros((len(rows), length), "int32") for name in ("token_ids", "entity_ids", "targets", "fact_targets")}
     for index, row in enumerate(rows):
@@ -241,14 +239,9 @@ class KnowledgeGenerator(Generator):
 
 
 def _padded(token_rows, entity_rows):
-    """Right-pads token and entity-id rows into the model's input dict."""
-    length = max(len(row) for row in token_rows)
-    token_ids = np.zeros((len(token_rows), length), "int32")
-    entity_ids = np.zeros_like(token_ids)
-    for index, (tokens, entities) in enumerate(zip(token_rows, entity_rows)):
-        token_ids[index, : len(tokens)] = tokens
-        entity_ids[index, : len(tokens)] = entities
-    return {"token_ids": token_ids, "entity_ids": entity_ids}
+    """Right-pads token and entity-id rows (of equal lengths) into the model's input dict."""
+    return {"token_ids": keras.utils.pad_sequences(token_rows, padding="post", dtype="int32"),
+            "entity_ids": keras.utils.pad_sequences(entity_rows, padding="post", dtype="int32")}
 
 
 def build_knowledge_model(language_model, knowledge_graph, mode="gated", embeddings_regularizer=None,

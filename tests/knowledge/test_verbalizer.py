@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from kfine.errors import KfineError, TemplateError
-from kfine.knowledge import Prompt, Templates, Verbalizer
+from kfine.knowledge import Prompt, Statement, Templates, Verbalizer
 
 TEMPLATES = Templates(
     {
@@ -57,6 +57,23 @@ def test_prompts_share_one_question_per_subject_relation_and_template():
     assert prompts[3] == Prompt("France", "neighbour", template, "France and", " are neighbours.")
     with pytest.raises(dataclasses.FrozenInstanceError):
         prompts[0].text = "changed"
+
+
+def test_statements_pair_each_training_sentence_with_its_prompt():
+    statements = Verbalizer(TEMPLATES).statements(TRIPLES[:2])
+    assert statements == [
+        Statement("France", "capital", "Paris", TEMPLATES.templates("capital")[0], "The capital of France is",
+                  "The capital of France is Paris."),
+        Statement("France", "capital", "Paris", TEMPLATES.templates("capital")[1], "France has its capital in",
+                  "France has its capital in Paris."),
+        Statement("France", "neighbour", "Spain", "{subject} borders {object}.", "France borders",
+                  "France borders Spain."),
+        Statement("France", "neighbour", "Spain", "{subject} and {object} are neighbours.", "France and",
+                  "France and Spain are neighbours."),
+    ]
+    assert [statement.sentence for statement in statements] == Verbalizer(TEMPLATES).sentences(TRIPLES[:2])
+    (paraphrase,) = Verbalizer(TEMPLATES).statements(TRIPLES, which="paraphrase")
+    assert paraphrase.prompt == "The government of France sits in"
 
 
 def test_paraphrase_prompts():

@@ -9,7 +9,15 @@ import pytest
 
 from kfine.errors import ModelError
 from kfine.models.causal_lm import CausalLanguageModel
-from kfine.models.loading import METADATA_FILE, MODEL_FILE, load_metadata, load_model, model_file, save_model
+from kfine.models.loading import (
+    METADATA_FILE,
+    MODEL_FILE,
+    copy_model,
+    load_metadata,
+    load_model,
+    model_file,
+    save_model,
+)
 from kfine.training.mle import next_token_loss
 
 TOKEN_IDS = np.array([[2, 40, 41, 42, 0], [2, 43, 44, 45, 46]], dtype="int32")
@@ -36,6 +44,26 @@ def test_save_model_writes_a_directory_that_loads_identically(tiny_model, tmp_pa
     assert load_metadata(directory) == {"kind": "kfine-causal-lm", "epochs": 3}
     with open(os.path.join(directory, "README.md"), encoding="utf-8") as stream:
         assert stream.read() == "# Card\n"
+
+
+def test_copy_model_holds_the_weights_and_trains_apart(tiny_model):
+    copy = copy_model(tiny_model)
+    assert copy is not tiny_model and isinstance(copy, CausalLanguageModel)
+    np.testing.assert_array_equal(_logits(copy), _logits(tiny_model))
+    before = _logits(tiny_model)
+    for variable in copy.trainable_variables:
+        variable.assign(variable + 0.5)
+    np.testing.assert_array_equal(_logits(tiny_model), before)
+    assert not np.array_equal(_logits(copy), before)
+
+
+def test_copy_model_refuses_a_model_its_config_does_not_build():
+    class Unbuilt(keras.Model):
+        def call(self, inputs):
+            return inputs
+
+    with pytest.raises(ModelError, match="its config builds no weights"):
+        copy_model(Unbuilt())
 
 
 def test_load_model_accepts_the_keras_file_itself(tiny_model, tmp_path):

@@ -12,15 +12,10 @@ from kfine.factcheck.knowledge_graph_checker import KnowledgeGraphChecker
 from kfine.knowledge.templates import Templates
 from kfine.models.loading import load_model
 from kfine.training import factcheck
-from kfine.training.factcheck import (
-    FactCheckFineTuner,
-    FeedbackConfig,
-    _divergence,
-    preference_loss,
-    prompt_references,
-    token_log_probs,
-    unlikelihood_loss,
-)
+from kfine.training.factcheck import FactCheckFineTuner, prompt_references
+from kfine.training.feedback.config import FeedbackConfig
+from kfine.training.feedback.losses import preference_loss, token_log_probs, unlikelihood_loss
+from kfine.training.feedback.round_data import _divergence
 from kfine.training.finetune import fine_tune, load_fine_tuned
 
 
