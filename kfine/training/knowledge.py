@@ -175,34 +175,58 @@ class KnowledgeGenerator(Generator):
         return tf.where(after_entity[:, None] & self._continues_word[None, :], -1e9, logits)
 
     def pick_entities(self, rows, entity_rows, allowed=None):
-        """The entity id (0-based) the fact pointer picks after each row, or -1 if none.
+        """`(picked, probabilities)`: the entity id (0-based) the fact pointer picks after each row,
+        or -1 if none, and the pointer's probability of that choice.
 
         With `allowed` (an `AllowedAnswers`), facts whose object is not
         allowed cannot be picked.
+
+        The probability is the softmax over the row's fact slots and column 0
+        ("no fact"; never chosen by a model that scores it -1e9), so a
+        pointer torn between facts is less sure of the one it copies.
         """
-        picked = []
+        picked, probabilities = [], []
         for start in range(0, len(rows), self.batch_size):
             batch = rows[start : start + self.batch_size]
             inputs = _padded(batch, entity_rows[start : start + self.batch_size])
             last = np.array([len(row) - 1 for row in batch])
             scores = tf.gather(self.model(inputs, training=False)["fact_scores"], last, axis=1, batch_dims=1)
-            scores = scores.numpy()[:, 1:]
+            scores = scores.numpy().astype("float64")
             _, _, objects = self.model.fact_slots(inputs["entity_ids"])
             objects = tf.gather(objects, last, axis=1, batch_dims=1).numpy()
             if allowed is not None:
                 rows_allowed = allowed.entities[start : start + len(batch)]
                 permitted = np.take_along_axis(rows_allowed, np.maximum(objects - 1, 0), axis=1)
                 objects = np.where(permitted, objects, 0)
-                scores = np.where(objects > 0, scores, -np.inf)
+                scores[:, 1:] = np.where(objects > 0, scores[:, 1:], -np.inf)
             choice = np.argmax(scores, axis=-1)
-            chosen = objects[np.arange(len(batch)), choice]
-            picked.extend((chosen - 1).tolist())  # an empty slot (0) gives -1: no fact to copy
-        return picked
+            shifted = np.exp(scores - scores[np.arange(len(batch)), choice][:, None])
+            probabilities.extend((1.0 / shifted.sum(axis=-1)).tolist())
+            chosen = np.where(choice > 0, objects[np.arange(len(batch)), np.maximum(choice - 1, 0)], 0)
+            picked.extend((chosen - 1).tolist())  # "no fact" or an empty slot (0) gives -1: nothing to copy
+        return picked, probabilities
 
     def generate_ids(self, prompts, max_new_tokens=16, allowed=None):
+        return self._generate(prompts, max_new_tokens, allowed)[0]
+
+    def generate_with_confidence(self, prompts, max_new_tokens=16, allowed=None):
+        """`(texts, confidences)`: a copied answer's confidence is the pointer's probability of its
+        fact; an answer the LM writes alone gets its sentence probability."""
+        prompts = list(prompts)
+        completions, rows, pointer_probabilities = self._generate(prompts, max_new_tokens, allowed)
+        uncopied = [index for index, probability in enumerate(pointer_probabilities) if probability is None]
+        confidences = list(pointer_probabilities)
+        sentence = self.sentence_confidence([rows[i] for i in uncopied], [completions[i] for i in uncopied],
+                                            max_new_tokens)
+        for index, confidence in zip(uncopied, sentence):
+            confidences[index] = confidence
+        return self.tokenizer.decode_batch(completions), confidences
+
+    def _generate(self, prompts, max_new_tokens, allowed):
+        """`(completions, prompt rows, pointer probability or None per uncopied row)`."""
         rows = self.tokenizer.encode_batch(list(prompts))
         entity_rows = [self.linker.entity_ids_per_token(row) for row in rows]
-        picked = self.pick_entities(rows, entity_rows, allowed)
+        picked, probabilities = self.pick_entities(rows, entity_rows, allowed)
         completions = [None] * len(rows)
         copied = [index for index, entity in enumerate(picked) if entity >= 0]
         uncopied = [index for index, entity in enumerate(picked) if entity < 0]
@@ -213,7 +237,7 @@ class KnowledgeGenerator(Generator):
                 completions[index] = tail
         for index, ending in zip(copied, self._best_endings(rows, entity_rows, picked, copied)):
             completions[index] = self._name_ids[picked[index]] + ending[:-1]  # [EOS] dropped
-        return completions
+        return completions, rows, [probabilities[i] if picked[i] >= 0 else None for i in range(len(rows))]
 
     def _best_endings(self, rows, entity_rows, picked, indices):
         """For each row in `indices`, the allowed ending the LM finds most likely after the copied name."""
