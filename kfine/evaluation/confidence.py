@@ -121,7 +121,8 @@ def calibration_report(records, groups=None):
         `{method: {group: {"auroc": {"mean", "std"}, "ece": {"mean", "std"},
         "answers", "risk_coverage"}}}`: AUROC and ECE per seed, then mean
         and std over seeds; `answers` counts the answered prompts over all
-        seeds, which the curve pools.
+        seeds, which the curve pools. Undefined values (an AUROC without
+        both right and wrong answers) are None, so the report is plain JSON.
     """
     records = [record for record in records if record.get("confidence") is not None]
     if groups is None:
@@ -143,10 +144,16 @@ def calibration_report(records, groups=None):
                 correct = [r["verdict"] == CORRECT for r in answers]
                 per_seed["auroc"].append(auroc(confidences, correct))
                 per_seed["ece"].append(expected_calibration_error(confidences, correct))
+            curve = risk_coverage([r["confidence"] for r in selected], [r["verdict"] for r in selected])
             report[method][group] = {
-                **{name: dict(zip(("mean", "std"), mean_and_std(values))) for name, values in per_seed.items()},
+                **{name: _defined(dict(zip(("mean", "std"), mean_and_std(values)))) for name, values in per_seed.items()},
                 "answers": sum(r["verdict"] != ABSTAINED for r in selected),
-                "risk_coverage": risk_coverage([r["confidence"] for r in selected], [r["verdict"] for r in selected]),
+                "risk_coverage": [_defined(point) for point in curve],
             }
     return report
+
+
+def _defined(values):
+    """`values` (a dict of floats) with NaN as None."""
+    return {name: None if isinstance(value, float) and np.isnan(value) else value for name, value in values.items()}
 

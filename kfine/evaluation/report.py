@@ -98,10 +98,10 @@ def write_risk_coverage_chart(calibration, group, path):
     for method, groups in calibration.items():
         if group not in groups:
             continue
-        curve = [point for point in groups[group]["risk_coverage"] if point["coverage"] > 0]
+        curve = [point for point in groups[group]["risk_coverage"] if point["selective_risk"] is not None]
         auroc = groups[group]["auroc"]["mean"]
         axes.plot([point["coverage"] for point in curve], [point["selective_risk"] for point in curve],
-                  marker=".", label=f"{method} (AUROC {auroc:.2f})")
+                  marker=".", label=f"{method} (AUROC {'–' if auroc is None else f'{auroc:.2f}'})")
     axes.set_xlabel("coverage (share of prompts answered)")
     axes.set_ylabel("hallucinated share of answers")
     axes.set_xlim(0, 1)

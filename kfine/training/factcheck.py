@@ -9,6 +9,11 @@ training prompts, (b) checks the sentences with a fact checker (neural
   `-log(1 - p(c | prefix))`, at the token `c` where the refuted continuation
   leaves every reference of its prompt: the first wrong token of the answer,
   not the words it shares with a right one, nor the sentence's ending;
+- the probe slice (`kfine.training.probe`): questions about finetune-split
+  subjects kept out of the MLE sentences; their refuted answers make the
+  abstention phrase the target (SFT) and the chosen side of DPO pairs,
+  their supported ones are kept as positives, so the model learns to
+  abstain where its knowledge ends;
 - optionally a DPO preference loss (Rafailov et al., 2023; FactTune) on pairs
   of the same prompt, supported sample (or the reference when no sample was
   supported) over refuted sample, against the frozen model of the start of
@@ -33,6 +38,7 @@ from kfine.knowledge.templates import Templates
 from kfine.models.generation import Generator
 from kfine.training.baseline import fine_tune_baseline
 from kfine.training.mle import next_token_loss
+from kfine.training.probe import AbstentionTargets, ProbeSlice
 
 CHECKERS = ("neural", "kg")
 FACT_CHECKER_DIR = "fact_checker"
@@ -179,6 +185,10 @@ class FactCheckFineTuner:
             per epoch, `feedback/` per round the share refuted, each loss,
             checker scores and sample generations.
         verbose: Keras verbosity.
+        abstention_targets: `AbstentionTargets` or None. Its probe prompts
+            (in `fit`'s dict with no references) are trained on the
+            targets it derives from the verdicts; its counts (false alarms
+            included) join each round's statistics.
 
     Example:
 
@@ -187,7 +197,7 @@ class FactCheckFineTuner:
     """
 
     def __init__(self, language_model, checker, config=None, reference_checker=None, seed=0, log_dir=None,
-                 verbose=0):
+                 verbose=0, abstention_targets=None):
         if not hasattr(checker, "check"):
             raise ValueError(f"`checker` must have a `check(sentences)` method. Received: checker={checker!r}")
         self.language_model = language_model
@@ -195,6 +205,7 @@ class FactCheckFineTuner:
         self.checker = checker
         self.config = config or FeedbackConfig()
         self.reference_checker = reference_checker
+        self.abstention_targets = abstention_targets
         self.seed = seed
         self.log_dir = log_dir
         self.verbose = verbose
@@ -266,6 +277,12 @@ class FactCheckFineTuner:
         # One tokenizer call for all prompts: one call a sample costs ~1000x more.
         unique_prompts = sorted({prompt for prompt, _, _ in samples})
         prompt_rows = dict(zip(unique_prompts, self.tokenizer.encode_batch(unique_prompts)))
+        probe_counts, probe = {}, set()
+        if self.abstention_targets is not None:
+            # Probe prompts (never trained on) get the checker's verdicts as targets: see `kfine.training.probe`.
+            reference_rows, probe_counts = self.abstention_targets.round_references(
+                samples, verdicts, reference_rows, prompt_rows)
+            probe = set(self.abstention_targets.prompts)
         for (prompt, _, ids), verdict in zip(samples, verdicts):
             prompt_ids = prompt_rows[prompt]
             row = prompt_ids + ids + [eos]
@@ -287,7 +304,8 @@ class FactCheckFineTuner:
             mask[divergence - 1] = 1.0  # targets are shifted by one
             negatives.append(row)
             negative_masks.append(mask)
-            chosen = supported.get(prompt, (reference_rows[prompt][0], len(prompt_ids)))
+            chosen = (reference_rows[prompt][0], len(prompt_ids)) if prompt in probe \
+                else supported.get(prompt, (reference_rows[prompt][0], len(prompt_ids)))
             pairs.append((chosen, (row, len(prompt_ids))))
         references = [row for rows in reference_rows.values() for row in rows]
         data = {"references": _pad(references)}
@@ -306,7 +324,7 @@ class FactCheckFineTuner:
             data["chosen_reference"] = data["rejected_reference"] = np.zeros_like(data["pair_weight"])
         dataset = self._batches(data)
         counts = {"samples": len(samples), "refuted": refuted, "refuted_share": refuted / max(len(samples), 1),
-                  "unlikelihood_rows": len(negatives), "preference_pairs": len(pairs)}
+                  "unlikelihood_rows": len(negatives), "preference_pairs": len(pairs), **probe_counts}
         return dataset, counts
 
     def _sequence_log_probs(self, rows, masks):
@@ -478,9 +496,12 @@ def fine_tune_with_feedback(task, pretrained, seed, log_dir, quick=False, verbos
     config = QUICK_FEEDBACK if quick else FULL_FEEDBACK
     config = dataclasses.replace(config, preference_weight=preference_weight)
     reference_checker = KnowledgeGraphChecker(task.model_graph, task.templates) if checker == "neural" else None
+    probe = ProbeSlice(task)
+    probe_prompts = probe.prompts()
+    targets = AbstentionTargets(probe_prompts, model.tokenizer, KnowledgeGraphChecker(probe.graph, probe.templates))
     tuner = FactCheckFineTuner(model, fact_checker, config, reference_checker=reference_checker, seed=seed,
-                               log_dir=log_dir, verbose=verbose)
-    history = tuner.fit(prompt_references(task))
+                               log_dir=log_dir, verbose=verbose, abstention_targets=targets)
+    history = tuner.fit({**prompt_references(task), **{prompt: [] for prompt in probe_prompts}})
     return FeedbackGenerator(model, fact_checker, history, task.templates)
 
 

@@ -37,6 +37,9 @@ class KnowledgeLanguageModel(keras.Model):
     Args:
         language_model: `CausalLanguageModel`. Supplies hidden states and the LM head.
         injection: `KnowledgeInjectionLayer` built on the KG the model may use.
+        abstains: bool. Column 0 of `fact_scores` is a learned "no fact"
+            score, so the pointer can decline every fact (the subject has
+            none for the relation asked) and the LM answers alone.
 
     Call arguments:
         inputs: dict with `token_ids` `(batch, sequence)` and `entity_ids`
@@ -45,15 +48,18 @@ class KnowledgeLanguageModel(keras.Model):
     Returns:
         dict with `logits` `(batch, sequence, vocabulary)` and `fact_scores`
         `(batch, sequence, 1 + max_degree)`: at each position, the score of
-        each fact slot of the carried entity (column 0 and empty slots get
-        -1e9, so column 0 can serve as the "no target" class of the loss).
+        each fact slot of the carried entity (empty slots get -1e9; column 0
+        too, so it can serve as the "no target" class of the loss, unless
+        the model `abstains`).
     """
 
-    def __init__(self, language_model, injection, **kwargs):
+    def __init__(self, language_model, injection, abstains=False, **kwargs):
         super().__init__(**kwargs)
         self.language_model = language_model
         self.injection = injection
+        self.abstains = abstains
         self.fact_query = keras.layers.Dense(injection.entity_dim, name="fact_query")
+        self.no_fact = keras.layers.Dense(1, name="no_fact") if abstains else None
 
     def fact_slots(self, entity_ids):
         """`(rows, relations, objects)` of the entity carried to each position."""
@@ -77,7 +83,10 @@ class KnowledgeLanguageModel(keras.Model):
         keys = keras.ops.take(self.injection.encoder.relation_embeddings, relations, axis=0)
         scores = keras.ops.einsum("btd,btkd->btk", self.fact_query(features), keys)
         scores = keras.ops.where(objects > 0, keras.ops.cast(scores, "float32"), -1e9)
-        no_target = keras.ops.full_like(scores[:, :, :1], -1e9)
+        if self.abstains:
+            no_target = keras.ops.cast(self.no_fact(features), "float32")
+        else:
+            no_target = keras.ops.full_like(scores[:, :, :1], -1e9)
         return {
             "logits": self.language_model.head(features),
             "fact_scores": keras.ops.concatenate([no_target, scores], axis=-1),
@@ -89,6 +98,7 @@ class KnowledgeLanguageModel(keras.Model):
             {
                 "language_model": keras.saving.serialize_keras_object(self.language_model),
                 "injection": keras.saving.serialize_keras_object(self.injection),
+                "abstains": self.abstains,
             }
         )
         return config
@@ -122,6 +132,11 @@ def knowledge_examples(task, linker, tokenizer, fact_tables):
             sentences.append(Templates.fill(template, subject, obj))
             prompts.append(Templates.prompt(template, subject))
             slots.append(int(np.argmax(match)) + 1)
+    return example_arrays(linker, tokenizer, sentences, prompts, slots)
+
+
+def example_arrays(linker, tokenizer, sentences, prompts, slots):
+    """`knowledge_examples`' arrays for given sentences, the prompts they start with, and fact targets."""
     rows = tokenizer.encode_batch(sentences, add_eos=True)
     prompt_lengths = [len(row) for row in tokenizer.encode_batch(prompts)]
     length = max(len(row) for row in rows) - 1
@@ -290,7 +305,7 @@ def fine_tune_knowledge(task, pretrained, seed, log_dir, quick=False, verbose=0,
 
 
 def train_knowledge_model(task, pretrained, seed, log_dir, quick=False, verbose=0, make_model=build_knowledge_model,
-                          extra_inputs=None, init_embeddings=None):
+                          extra_inputs=None, init_embeddings=None, graph=None):
     """The `knowledge` method's training, with hooks for methods built on it.
 
     Args:
@@ -299,13 +314,15 @@ def train_knowledge_model(task, pretrained, seed, log_dir, quick=False, verbose=
             training inputs (`arrays` as `knowledge_examples` returns them).
         init_embeddings: str or None. A `kfine kg embed` directory whose
             entity and relation embeddings initialize the KG encoder.
+        graph: `KnowledgeGraph` or None. The KG the model reads (default
+            `task.model_graph`; a method may give it less, never more).
 
     Returns:
         A `KnowledgeGenerator`.
     """
     keras.utils.set_random_seed(seed)
     language_model = load_model(pretrained)
-    graph = task.model_graph
+    graph = task.model_graph if graph is None else graph
     linker = EntityLinker(graph, language_model.tokenizer)
     model = make_model(language_model, graph)
     model.injection.build(((None, None, language_model.hidden_dim), (None, None)))
