@@ -7,13 +7,14 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from kfine.evaluation.confidence import KNOWN_SPLITS, calibration_report
 from kfine.evaluation.evaluate import evaluate_splits
 from kfine.evaluation.bench_units import BenchUnits
 from kfine.evaluation.intervals import bootstrap_interval
 from kfine.evaluation.metrics import ABSTAINED, CORRECT, HALLUCINATED, METRICS, mean_and_std
 from kfine.evaluation.perplexity import perplexity
 from kfine.evaluation.references import REFERENCES, reference_correctness, reference_rates
-from kfine.evaluation.report import results_table, write_chart
+from kfine.evaluation.report import results_table, write_chart, write_risk_coverage_chart
 from kfine.knowledge.task import FULL, QUICK, FactTask
 from kfine.io import atomic_file, write_json, write_jsonl
 from kfine.models.constrained_decoding import constrained
@@ -49,8 +50,11 @@ def run_bench(task_files, pretrained, methods, seeds, out_dir, quick=False, verb
     Each row of results.json holds the mean and std over seeds and a 95%
     bootstrap interval over prompts (`ci_low`, `ci_high`); the reference
     rows `chance` and `majority` (see `kfine.evaluation.references`) are
-    scored on the same prompts; `judgements.jsonl` keeps every verdict, so
-    any figure can be recomputed.
+    scored on the same prompts; `judgements.jsonl` keeps every verdict and
+    answer confidence, so any figure can be recomputed. `calibration` holds
+    each method's confidence AUROC, calibration error and risk-coverage
+    curve per split (`kfine.evaluation.confidence`), drawn for seen ∪
+    held-out in risk_coverage.png.
 
     Returns:
         The results dict written to results.json.
@@ -120,6 +124,7 @@ def run_bench(task_files, pretrained, methods, seeds, out_dir, quick=False, verb
         "config": config,
         "relation_mix": relation_mix,
         "results": rows,
+        "calibration": _write_calibration(judgement_records, out_dir),
     }
     os.makedirs(out_dir, exist_ok=True)
     write_jsonl(os.path.join(out_dir, "judgements.jsonl"), judgement_records)
@@ -172,6 +177,14 @@ def _run_unit(task, pretrained, method_function, options, method, seed, out_dir,
     return unit
 
 
+def _write_calibration(judgement_records, out_dir):
+    """The confidence measures per method (`calibration_report`) and risk_coverage.png beside results.png."""
+    calibration = calibration_report(judgement_records)
+    os.makedirs(out_dir, exist_ok=True)
+    write_risk_coverage_chart(calibration, "+".join(KNOWN_SPLITS), os.path.join(out_dir, "risk_coverage.png"))
+    return calibration
+
+
 def _relation_mix(prompts_with_gold):
     """`{relation: number of prompts}` in the order relations first appear."""
     mix = {}
@@ -194,7 +207,8 @@ def _record(label, seed, split, judgement, gold):
     """One line of judgements.jsonl."""
     return {"method": label, "seed": seed, "split": split, "prompt": judgement.prompt,
             "completion": judgement.completion, "answer": judgement.answer, "entity": judgement.entity,
-            "other_entity": judgement.other_entity, "verdict": judgement.verdict, "gold": sorted(gold)}
+            "other_entity": judgement.other_entity, "verdict": judgement.verdict, "gold": sorted(gold),
+            "confidence": judgement.confidence}
 
 
 def _ms_per_token(generator, task, max_new_tokens=16):

@@ -148,7 +148,16 @@ def cmd_generate(args):
     else:
         model = load_model(path)
         generator = Generator(model, model.tokenizer, sampler=sampler)
-    completions = [generator.generate([prompt], args.max_new_tokens)[0] for prompt in args.prompts]
+    if args.min_confidence is None:
+        completions = [generator.generate([prompt], args.max_new_tokens)[0] for prompt in args.prompts]
+    else:
+        from kfine.knowledge.names import DEFAULT_ABSTENTION
+
+        # Below the threshold the answer is not worth giving: abstain, as the metrics count it.
+        completions = []
+        for prompt in args.prompts:
+            texts, confidences = generator.generate_with_confidence([prompt], args.max_new_tokens)
+            completions.append(texts[0] if confidences[0] >= args.min_confidence else DEFAULT_ABSTENTION)
     for prompt, completion in zip(args.prompts, completions):
         print(f"{prompt} {completion}")
 
@@ -271,6 +280,8 @@ def build_parser():
     generate.add_argument("--top-p", type=_probability, default=0.9)
     generate.add_argument("--max-new-tokens", type=_positive_int, default=16)
     generate.add_argument("--seed", type=int, default=None)
+    generate.add_argument("--min-confidence", type=_probability, default=None, metavar="P",
+                          help="print the abstention phrase when the model's confidence in its answer is below P")
     generate.set_defaults(run=cmd_generate)
 
     finetune = commands.add_parser("finetune", help="fine-tune the pretrained model with one method and save it")

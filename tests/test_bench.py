@@ -49,7 +49,7 @@ def _evaluation_scalars(log_dir):
 def test_results_json_schema(bench, people_kg_files, pretrained_dir):
     out_dir, results, _ = bench
     assert load_results(os.path.join(out_dir, "results.json")) == results
-    assert set(results) == {"config", "relation_mix", "results"}
+    assert set(results) == {"config", "relation_mix", "results", "calibration"}
     config = results["config"]
     assert config["triples"] == people_kg_files["triples"]
     assert config["templates"] == people_kg_files["templates"]
@@ -192,6 +192,19 @@ def test_unknown_method_is_refused_before_training(people_kg_files, pretrained_d
     with pytest.raises(KfineError, match="--methods: unknown method 'nope'; known methods: .*baseline"):
         run_bench(people_kg_files, pretrained_dir, ["baseline", "nope"], 1, str(tmp_path / "out"), quick=True)
     assert not os.path.exists(tmp_path / "out")
+
+
+def test_calibration_is_reported_per_split_with_the_risk_coverage_plot(bench):
+    out_dir, results, _ = bench
+    calibration = results["calibration"]["baseline"]
+    assert {"seen", "heldout", "seen+heldout"} <= set(calibration)
+    union = calibration["seen+heldout"]
+    assert union["answers"] > 0 and union["risk_coverage"][0]["threshold"] == 0.0
+    assert union["auroc"]["mean"] is None or 0.0 <= union["auroc"]["mean"] <= 1.0
+    assert os.path.getsize(os.path.join(out_dir, "risk_coverage.png")) > 0
+    with open(os.path.join(out_dir, "judgements.jsonl"), encoding="utf-8") as stream:
+        records = [json.loads(line) for line in stream]
+    assert all(0.0 <= r["confidence"] <= 1.0 for r in records if r["method"] == "baseline")
 
 
 def test_results_json_is_plain_json(bench):

@@ -16,6 +16,7 @@ import pytest
 from kfine.cli import main
 from kfine.datasets.geonames import build_geonames
 from kfine.knowledge import KnowledgeGraph, Templates
+from kfine.knowledge.names import DEFAULT_ABSTENTION
 from kfine.models.generation import Generator
 from kfine.models.loading import load_model
 
@@ -177,3 +178,18 @@ def test_generate_prints_one_line_per_prompt(pretrained_dir, capsys):
     completions = Generator(model, model.tokenizer).generate(GENERATE_PROMPTS, 4)
     assert stdout.splitlines() == [f"{prompt} {completion}" for prompt, completion in zip(GENERATE_PROMPTS, completions)]
     assert any(completions)
+
+
+def test_generate_abstains_below_min_confidence(pretrained_dir, capsys):
+    sure = ["generate", "--model", pretrained_dir, "--max-new-tokens", "4", "--min-confidence"]
+    returncode, stdout, stderr = in_process([*sure, "1e-30", *GENERATE_PROMPTS], capsys)
+    assert returncode == 0, stderr
+    model = load_model(pretrained_dir)
+    completions = Generator(model, model.tokenizer).generate(GENERATE_PROMPTS, 4)
+    assert stdout.splitlines() == [f"{prompt} {completion}" for prompt, completion in zip(GENERATE_PROMPTS, completions)]
+    # No completion of a trained LM has probability 1: at P = 1 every answer is withheld.
+    returncode, stdout, stderr = in_process([*sure, "1", *GENERATE_PROMPTS], capsys)
+    assert returncode == 0, stderr
+    assert stdout.splitlines() == [f"{prompt} {DEFAULT_ABSTENTION}" for prompt in GENERATE_PROMPTS]
+    returncode, _, stderr = in_process([*sure, "1.5", *GENERATE_PROMPTS], capsys)
+    assert returncode == 2 and "--min-confidence" in stderr

@@ -1,5 +1,7 @@
 """Runs a model over evaluation prompts and judges every completion."""
 
+import dataclasses
+
 from kfine.evaluation.metrics import AnswerJudge, rates
 from kfine.knowledge.names import DEFAULT_ABSTENTION
 
@@ -9,7 +11,8 @@ def judge_prompts(generator, knowledge_graph, prompts_with_gold, abstention=DEFA
 
     Args:
         generator: an object with `generate(list_of_str, max_new_tokens) -> list_of_str`
-            (e.g. `kfine.models.generation.Generator`).
+            (e.g. `kfine.models.generation.Generator`); when it also has
+            `generate_with_confidence`, each `Judgement` gets the confidence.
         knowledge_graph: `KnowledgeGraph` whose names define the entities.
         prompts_with_gold: list of `(Prompt, gold_objects)`.
         abstention: str. The abstention phrase.
@@ -19,10 +22,14 @@ def judge_prompts(generator, knowledge_graph, prompts_with_gold, abstention=DEFA
         A list of `Judgement`s, one per prompt.
     """
     judge = AnswerJudge(knowledge_graph, abstention)
-    completions = generator.generate([prompt.text for prompt, _ in prompts_with_gold], max_new_tokens)
+    prompts = [prompt.text for prompt, _ in prompts_with_gold]
+    if hasattr(generator, "generate_with_confidence"):
+        completions, confidences = generator.generate_with_confidence(prompts, max_new_tokens)
+    else:
+        completions, confidences = generator.generate(prompts, max_new_tokens), [None] * len(prompts)
     return [
-        judge.judge(prompt.text, completion, prompt.suffix, gold)
-        for (prompt, gold), completion in zip(prompts_with_gold, completions)
+        dataclasses.replace(judge.judge(prompt.text, completion, prompt.suffix, gold), confidence=confidence)
+        for (prompt, gold), completion, confidence in zip(prompts_with_gold, completions, confidences)
     ]
 
 

@@ -40,6 +40,8 @@ class Judgement:
     entity: str | None
     verdict: str
     other_entity: str | None = None
+    # The generator's P(answer is correct), when it gives one.
+    confidence: float | None = None
 
     @property
     def invalid_entity(self):

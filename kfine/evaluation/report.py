@@ -82,3 +82,33 @@ def write_chart(rows, path):
     with atomic_file(path, mode="wb") as stream:
         figure.savefig(stream, format="png")
     plt.close(figure)
+
+
+def write_risk_coverage_chart(calibration, group, path):
+    """Risk-coverage curves (share of answers hallucinated against share of prompts answered), one line
+    per method, for `group` of a `calibration_report`; saved as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from kfine.io import atomic_file
+
+    figure, axes = plt.subplots(figsize=(7, 4))
+    for method, groups in calibration.items():
+        if group not in groups:
+            continue
+        curve = [point for point in groups[group]["risk_coverage"] if point["selective_risk"] is not None]
+        auroc = groups[group]["auroc"]["mean"]
+        axes.plot([point["coverage"] for point in curve], [point["selective_risk"] for point in curve],
+                  marker=".", label=f"{method} (AUROC {'–' if auroc is None else f'{auroc:.2f}'})")
+    axes.set_xlabel("coverage (share of prompts answered)")
+    axes.set_ylabel("hallucinated share of answers")
+    axes.set_xlim(0, 1)
+    axes.set_ylim(0, 1)
+    axes.legend()
+    axes.set_title(f"Risk-coverage on {group}: answering only above a confidence threshold")
+    figure.tight_layout()
+    with atomic_file(path, mode="wb") as stream:
+        figure.savefig(stream, format="png")
+    plt.close(figure)

@@ -313,6 +313,12 @@ class ConstrainedGenerator:
         prompts = list(prompts)
         return self.generator.generate_ids(prompts, max_new_tokens, allowed=self.constraint.answers(prompts))
 
+    def generate_with_confidence(self, prompts, max_new_tokens=16):
+        """`(texts, confidences)` of the constrained completions, scored as the wrapped generator scores."""
+        prompts = list(prompts)
+        return self.generator.generate_with_confidence(prompts, max_new_tokens,
+                                                       allowed=self.constraint.answers(prompts))
+
     def generate(self, prompts, max_new_tokens=16):
         """Returns the completion text of each prompt, its answer constrained by the KG."""
         return self.tokenizer.decode_batch(self.generate_ids(prompts, max_new_tokens))

@@ -7,6 +7,8 @@ import tensorflow as tf
 from kfine.errors import KfineError
 
 SAMPLERS = ("greedy", "top_k", "top_p")
+# Tokens that end the sentence whose probability is an answer's confidence.
+_SENTENCE_ENDS = (".", "!", "?")
 
 
 def make_sampler(name="greedy", k=5, p=0.9, seed=None):
@@ -108,6 +110,53 @@ class Generator:
         # Checked before subclasses run the model on the prompts (positions past the limit do not exist).
         self._check_lengths([len(row) for row in self.tokenizer.encode_batch(list(prompts))])
         return self.tokenizer.decode_batch(self.generate_ids(prompts, max_new_tokens))
+
+    def generate_with_confidence(self, prompts, max_new_tokens=16, allowed=None):
+        """Returns `(texts, confidences)`: each prompt's completion and P(its answer is correct).
+
+        The confidence is the model's probability of the completion up to the
+        end of its first sentence (`sentence_confidence`). `allowed` as in
+        `generate_ids`.
+        """
+        prompts = list(prompts)
+        rows = self.tokenizer.encode_batch(prompts)
+        self._check_lengths([len(row) for row in rows])
+        completions = self.generate_ids(prompts, max_new_tokens, allowed=allowed)
+        return self.tokenizer.decode_batch(completions), self.sentence_confidence(rows, completions, max_new_tokens)
+
+    def sentence_confidence(self, rows, completions, max_new_tokens=16):
+        """The probability of each completion's first sentence given its prompt row.
+
+        The sentence runs to the first `.`, `!` or `?` token, or else to
+        `[EOS]` (when generation stopped before `max_new_tokens`), or to the
+        completion's end. Scored with `sequence_logits`, so subclasses that
+        add inputs (linked entities) score with them.
+        """
+        ends = {self.tokenizer.token_to_id(mark) for mark in _SENTENCE_ENDS if mark in self.tokenizer.vocabulary}
+        scored = []
+        for row, completion in zip(rows, completions):
+            stop = next((index + 1 for index, token in enumerate(completion) if token in ends), None)
+            if stop is not None:
+                sentence = completion[:stop]
+            elif len(completion) < max_new_tokens:
+                sentence = completion + [self.tokenizer.eos_id]
+            else:
+                sentence = list(completion)
+            scored.append((list(row) + sentence, len(row)))
+        confidences = []
+        for start in range(0, len(scored), self.batch_size):
+            batch = scored[start : start + self.batch_size]
+            length = min(_round_up(max(len(tokens) for tokens, _ in batch), 8), self.sequence_limit)
+            buffer = np.zeros((len(batch), length), "int32")
+            for index, (tokens, _) in enumerate(batch):
+                buffer[index, : len(tokens)] = tokens[:length]
+            log_probs = tf.nn.log_softmax(tf.cast(self.sequence_logits(tf.constant(buffer)), "float32"), axis=-1)
+            log_probs = log_probs.numpy()
+            for index, (tokens, begin) in enumerate(batch):
+                positions = np.arange(begin, min(len(tokens), length))
+                total = log_probs[index, positions - 1, buffer[index, positions]].sum()
+                confidences.append(float(np.exp(total)))
+        return confidences
 
     def _check_lengths(self, lengths):
         if lengths and max(lengths) >= self.sequence_limit:

@@ -10,6 +10,11 @@ and (c) train on:
   `-log(1 - p(c | prefix))`, at the token `c` where the refuted continuation
   leaves every reference of its prompt: the first wrong token of the answer,
   not the words it shares with a right one, nor the sentence's ending;
+- the probe slice (`kfine.training.probe`): questions about finetune-split
+  subjects kept out of the MLE sentences; their refuted answers make the
+  abstention phrase the target (SFT) and the chosen side of DPO pairs,
+  their supported ones are kept as positives, so the model learns to
+  abstain where its knowledge ends;
 - optionally a DPO preference loss (Rafailov et al., 2023; FactTune) on pairs
   of the same prompt, supported sample (or the reference when no sample was
   supported) over refuted sample, against the frozen model of the start of
@@ -29,6 +34,7 @@ from kfine.training.feedback.checkers import build_checker, check_checker_kind
 from kfine.training.feedback.config import FULL_FEEDBACK, QUICK_FEEDBACK
 from kfine.training.feedback.round_data import prompt_references
 from kfine.training.feedback.rounds import FactCheckFineTuner
+from kfine.training.probe import AbstentionTargets, ProbeSlice
 
 # Where `FeedbackGenerator.write_artifacts` puts its files in the model directory.
 FACT_CHECKER_DIR = "fact_checker"
@@ -69,9 +75,12 @@ def fine_tune_with_feedback(task, pretrained, seed, log_dir, quick=False, verbos
     config = QUICK_FEEDBACK if quick else FULL_FEEDBACK
     config = dataclasses.replace(config, preference_weight=preference_weight)
     reference_checker = KnowledgeGraphChecker(task.model_graph, task.templates) if checker == "neural" else None
+    probe = ProbeSlice(task)
+    probe_prompts = probe.prompts()
+    targets = AbstentionTargets(probe_prompts, model.tokenizer, KnowledgeGraphChecker(probe.graph, probe.templates))
     tuner = FactCheckFineTuner(model, fact_checker, config, reference_checker=reference_checker, seed=seed,
-                               log_dir=log_dir, verbose=verbose)
-    history = tuner.fit(prompt_references(task))
+                               log_dir=log_dir, verbose=verbose, abstention_targets=targets)
+    history = tuner.fit({**prompt_references(task), **{prompt: [] for prompt in probe_prompts}})
     return FeedbackGenerator(model, fact_checker, history, task.templates)
 
 

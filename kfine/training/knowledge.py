@@ -37,6 +37,9 @@ class KnowledgeLanguageModel(keras.Model):
     Args:
         language_model: `CausalLanguageModel`. Supplies hidden states and the LM head.
         injection: `KnowledgeInjectionLayer` built on the KG the model may use.
+        abstains: bool. Column 0 of `fact_scores` is a learned "no fact"
+            score, so the pointer can decline every fact (the subject has
+            none for the relation asked) and the LM answers alone.
 
     Call arguments:
         inputs: dict with `token_ids` `(batch, sequence)` and `entity_ids`
@@ -45,15 +48,18 @@ class KnowledgeLanguageModel(keras.Model):
     Returns:
         dict with `logits` `(batch, sequence, vocabulary)` and `fact_scores`
         `(batch, sequence, 1 + max_degree)`: at each position, the score of
-        each fact slot of the carried entity (column 0 and empty slots get
-        -1e9, so column 0 can serve as the "no target" class of the loss).
+        each fact slot of the carried entity (empty slots get -1e9; column 0
+        too, so it can serve as the "no target" class of the loss, unless
+        the model `abstains`).
     """
 
-    def __init__(self, language_model, injection, **kwargs):
+    def __init__(self, language_model, injection, abstains=False, **kwargs):
         super().__init__(**kwargs)
         self.language_model = language_model
         self.injection = injection
+        self.abstains = abstains
         self.fact_query = keras.layers.Dense(injection.entity_dim, name="fact_query")
+        self.no_fact = keras.layers.Dense(1, name="no_fact") if abstains else None
 
     def fact_slots(self, entity_ids):
         """`(rows, relations, objects)` of the entity carried to each position."""
@@ -77,7 +83,10 @@ class KnowledgeLanguageModel(keras.Model):
         keys = keras.ops.take(self.injection.encoder.relation_embeddings, relations, axis=0)
         scores = keras.ops.einsum("btd,btkd->btk", self.fact_query(features), keys)
         scores = keras.ops.where(objects > 0, keras.ops.cast(scores, "float32"), -1e9)
-        no_target = keras.ops.full_like(scores[:, :, :1], -1e9)
+        if self.abstains:
+            no_target = keras.ops.cast(self.no_fact(features), "float32")
+        else:
+            no_target = keras.ops.full_like(scores[:, :, :1], -1e9)
         return {
             "logits": self.language_model.head(features),
             "fact_scores": keras.ops.concatenate([no_target, scores], axis=-1),
@@ -89,6 +98,7 @@ class KnowledgeLanguageModel(keras.Model):
             {
                 "language_model": keras.saving.serialize_keras_object(self.language_model),
                 "injection": keras.saving.serialize_keras_object(self.injection),
+                "abstains": self.abstains,
             }
         )
         return config
@@ -120,8 +130,14 @@ def knowledge_examples(task, linker, tokenizer, fact_tables):
         if match.any():  # else the fact was cut by max_facts
             statements.append(statement)
             slots.append(int(np.argmax(match)) + 1)
-    rows = tokenizer.encode_batch([statement.sentence for statement in statements], add_eos=True)
-    prompt_lengths = [len(row) for row in tokenizer.encode_batch([statement.prompt for statement in statements])]
+    return example_arrays(linker, tokenizer, [statement.sentence for statement in statements],
+                          [statement.prompt for statement in statements], slots)
+
+
+def example_arrays(linker, tokenizer, sentences, prompts, slots):
+    """`knowledge_examples`' arrays for given sentences, the prompts they start with, and fact targets."""
+    rows = tokenizer.encode_batch(sentences, add_eos=True)
+    prompt_lengths = [len(row) for row in tokenizer.encode_batch(prompts)]
     length = max(len(row) for row in rows) - 1
     arrays = {name: np.zeros((len(rows), length), "int32") for name in ("token_ids", "entity_ids", "targets", "fact_targets")}
     for index, row in enumerate(rows):
@@ -176,34 +192,58 @@ class KnowledgeGenerator(Generator):
         return tf.where(after_entity[:, None] & self._continues_word[None, :], -1e9, logits)
 
     def pick_entities(self, rows, entity_rows, allowed=None):
-        """The entity id (0-based) the fact pointer picks after each row, or -1 if none.
+        """`(picked, probabilities)`: the entity id (0-based) the fact pointer picks after each row,
+        or -1 if none, and the pointer's probability of that choice.
 
         With `allowed` (an `AllowedAnswers`), facts whose object is not
         allowed cannot be picked.
+
+        The probability is the softmax over the row's fact slots and column 0
+        ("no fact"; never chosen by a model that scores it -1e9), so a
+        pointer torn between facts is less sure of the one it copies.
         """
-        picked = []
+        picked, probabilities = [], []
         for start in range(0, len(rows), self.batch_size):
             batch = rows[start : start + self.batch_size]
             inputs = _padded(batch, entity_rows[start : start + self.batch_size])
             last = np.array([len(row) - 1 for row in batch])
             scores = tf.gather(self.model(inputs, training=False)["fact_scores"], last, axis=1, batch_dims=1)
-            scores = scores.numpy()[:, 1:]
+            scores = scores.numpy().astype("float64")
             _, _, objects = self.model.fact_slots(inputs["entity_ids"])
             objects = tf.gather(objects, last, axis=1, batch_dims=1).numpy()
             if allowed is not None:
                 rows_allowed = allowed.entities[start : start + len(batch)]
                 permitted = np.take_along_axis(rows_allowed, np.maximum(objects - 1, 0), axis=1)
                 objects = np.where(permitted, objects, 0)
-                scores = np.where(objects > 0, scores, -np.inf)
+                scores[:, 1:] = np.where(objects > 0, scores[:, 1:], -np.inf)
             choice = np.argmax(scores, axis=-1)
-            chosen = objects[np.arange(len(batch)), choice]
-            picked.extend((chosen - 1).tolist())  # an empty slot (0) gives -1: no fact to copy
-        return picked
+            shifted = np.exp(scores - scores[np.arange(len(batch)), choice][:, None])
+            probabilities.extend((1.0 / shifted.sum(axis=-1)).tolist())
+            chosen = np.where(choice > 0, objects[np.arange(len(batch)), np.maximum(choice - 1, 0)], 0)
+            picked.extend((chosen - 1).tolist())  # "no fact" or an empty slot (0) gives -1: nothing to copy
+        return picked, probabilities
 
     def generate_ids(self, prompts, max_new_tokens=16, allowed=None):
+        return self._generate(prompts, max_new_tokens, allowed)[0]
+
+    def generate_with_confidence(self, prompts, max_new_tokens=16, allowed=None):
+        """`(texts, confidences)`: a copied answer's confidence is the pointer's probability of its
+        fact; an answer the LM writes alone gets its sentence probability."""
+        prompts = list(prompts)
+        completions, rows, pointer_probabilities = self._generate(prompts, max_new_tokens, allowed)
+        uncopied = [index for index, probability in enumerate(pointer_probabilities) if probability is None]
+        confidences = list(pointer_probabilities)
+        sentence = self.sentence_confidence([rows[i] for i in uncopied], [completions[i] for i in uncopied],
+                                            max_new_tokens)
+        for index, confidence in zip(uncopied, sentence):
+            confidences[index] = confidence
+        return self.tokenizer.decode_batch(completions), confidences
+
+    def _generate(self, prompts, max_new_tokens, allowed):
+        """`(completions, prompt rows, pointer probability or None per uncopied row)`."""
         rows = self.tokenizer.encode_batch(list(prompts))
         entity_rows = [self.linker.entity_ids_per_token(row) for row in rows]
-        picked = self.pick_entities(rows, entity_rows, allowed)
+        picked, probabilities = self.pick_entities(rows, entity_rows, allowed)
         completions = [None] * len(rows)
         copied = [index for index, entity in enumerate(picked) if entity >= 0]
         uncopied = [index for index, entity in enumerate(picked) if entity < 0]
@@ -214,7 +254,7 @@ class KnowledgeGenerator(Generator):
                 completions[index] = tail
         for index, ending in zip(copied, self._best_endings(rows, entity_rows, picked, copied)):
             completions[index] = self._name_ids[picked[index]] + ending[:-1]  # [EOS] dropped
-        return completions
+        return completions, rows, [probabilities[i] if picked[i] >= 0 else None for i in range(len(rows))]
 
     def _best_endings(self, rows, entity_rows, picked, indices):
         """For each row in `indices`, the allowed ending the LM finds most likely after the copied name."""
@@ -262,7 +302,7 @@ def fine_tune_knowledge(task, pretrained, seed, log_dir, quick=False, verbose=0,
 
 
 def train_knowledge_model(task, pretrained, seed, log_dir, quick=False, verbose=0, make_model=build_knowledge_model,
-                          extra_inputs=None, init_embeddings=None):
+                          extra_inputs=None, init_embeddings=None, graph=None):
     """The `knowledge` method's training, with hooks for methods built on it.
 
     Args:
@@ -271,13 +311,15 @@ def train_knowledge_model(task, pretrained, seed, log_dir, quick=False, verbose=
             training inputs (`arrays` as `knowledge_examples` returns them).
         init_embeddings: str or None. A `kfine kg embed` directory whose
             entity and relation embeddings initialize the KG encoder.
+        graph: `KnowledgeGraph` or None. The KG the model reads (default
+            `task.model_graph`; a method may give it less, never more).
 
     Returns:
         A `KnowledgeGenerator`.
     """
     keras.utils.set_random_seed(seed)
     language_model = load_model(pretrained)
-    graph = task.model_graph
+    graph = task.model_graph if graph is None else graph
     linker = EntityLinker(graph, language_model.tokenizer)
     model = make_model(language_model, graph)
     model.injection.build(((None, None, language_model.hidden_dim), (None, None)))

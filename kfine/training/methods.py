@@ -20,6 +20,7 @@ from kfine.training.constraint import fine_tune_constraint
 from kfine.training.factcheck import fine_tune_factcheck, fine_tune_factcheck_preference
 from kfine.training.knowledge import fine_tune_knowledge
 from kfine.training.knowledge_add import fine_tune_knowledge_add
+from kfine.training.knowledge_feedback import fine_tune_knowledge_factcheck
 
 BUILTIN_METHODS = {
     "baseline": fine_tune_baseline,
@@ -29,6 +30,7 @@ BUILTIN_METHODS = {
     "adversarial": fine_tune_adversarial,
     "factcheck": fine_tune_factcheck,
     "factcheck-dpo": fine_tune_factcheck_preference,
+    "knowledge+factcheck": fine_tune_knowledge_factcheck,
 }
 
 # Methods added by users with `register_method`.

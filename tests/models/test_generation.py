@@ -154,3 +154,24 @@ def test_logits_processor_constrains_decoding(random_model, people_tokenizer):
 
     generator = Generator(random_model, people_tokenizer, logits_processor=only_lute)
     assert generator.generate_ids(PROMPTS[:2], max_new_tokens=3) == [[lute] * 3] * 2
+
+
+# === Confidence ===
+
+
+def test_confidence_is_the_probability_of_the_first_sentence(rigged_model, people_tokenizer):
+    harp, dot, eos = people_tokenizer.token_to_id("harp"), people_tokenizer.token_to_id("."), people_tokenizer.eos_id
+    # The same logits at every step, "harp" the most likely: greedy repeats it.
+    prefer(rigged_model, {harp: 2.0, dot: 1.0, eos: 0.0})
+    generator = Generator(rigged_model, people_tokenizer)
+    texts, confidences = generator.generate_with_confidence(["Cela Marsh plays the"], max_new_tokens=3)
+    assert texts == generator.generate(["Cela Marsh plays the"], 3)
+    p_harp = np.exp(2.0) / (np.exp(2.0) + np.exp(1.0) + 1.0)
+    # No sentence end within the budget: the three tokens are the sentence.
+    assert confidences[0] == pytest.approx(p_harp ** 3, rel=1e-4)
+    rows = people_tokenizer.encode_batch(["Cela Marsh plays the"])
+    p_dot = np.exp(1.0) / (np.exp(2.0) + np.exp(1.0) + 1.0)
+    # The sentence stops at "."; a completion cut by [EOS] within the budget includes it.
+    assert generator.sentence_confidence(rows, [[harp, dot, harp]], 3)[0] == pytest.approx(p_harp * p_dot, rel=1e-4)
+    p_eos = 1.0 / (np.exp(2.0) + np.exp(1.0) + 1.0)
+    assert generator.sentence_confidence(rows, [[harp]], 3)[0] == pytest.approx(p_harp * p_eos, rel=1e-4)

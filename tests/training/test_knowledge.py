@@ -73,3 +73,19 @@ def test_knowledge_model_saves_and_loads_identically(knowledge_generator, tmp_pa
     inputs = {"token_ids": token_ids, "entity_ids": entity_ids}
     for key in ("logits", "fact_scores"):
         np.testing.assert_allclose(model(inputs)[key], restored(inputs)[key], atol=1e-6)
+
+
+def test_confidence_is_the_pointers_probability_and_tracks_correctness(people_task, knowledge_generator):
+    prompts = people_task.evaluation_prompts("seen") + people_task.evaluation_prompts("heldout")
+    texts, confidences = knowledge_generator.generate_with_confidence([p.text for p, _ in prompts], 16)
+    assert texts == knowledge_generator.generate([p.text for p, _ in prompts], 16)
+    assert all(0.0 < confidence <= 1.0 for confidence in confidences)
+    rows = knowledge_generator.tokenizer.encode_batch([p.text for p, _ in prompts])
+    entity_rows = [knowledge_generator.linker.entity_ids_per_token(row) for row in rows]
+    picked, probabilities = knowledge_generator.pick_entities(rows, entity_rows)
+    copied = [index for index, entity in enumerate(picked) if entity >= 0]
+    assert copied and all(confidences[index] == probabilities[index] for index in copied)
+    judgements = judge_prompts(knowledge_generator, people_task.knowledge_graph, prompts)
+    correct = [j.confidence for j in judgements if j.verdict == "correct"]
+    wrong = [j.confidence for j in judgements if j.verdict == "hallucinated"]
+    assert correct and (not wrong or np.mean(correct) > np.mean(wrong))

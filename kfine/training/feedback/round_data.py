@@ -19,7 +19,7 @@ def prompt_references(task):
     return references
 
 
-def round_arrays(tokenizer, samples, verdicts, reference_rows):
+def round_arrays(tokenizer, samples, verdicts, reference_rows, probe_prompts=frozenset()):
     """The round's arrays, but the pairs' reference-model log-probabilities, and counts of what went in.
 
     A refuted sample gives an unlikelihood row (masked at the token where it
@@ -31,6 +31,8 @@ def round_arrays(tokenizer, samples, verdicts, reference_rows):
         samples: list of `(prompt, sentence, completion_ids)`.
         verdicts: list of `Verdict`, one per sample.
         reference_rows: dict `{prompt: [token rows of its references]}`.
+        probe_prompts: set of prompts of the probe slice: their pairs always
+            prefer the round's target (e.g. the abstention) over a refuted sample.
 
     Returns:
         `(arrays, counts)`: padded `references`, `negatives` with
@@ -64,7 +66,8 @@ def round_arrays(tokenizer, samples, verdicts, reference_rows):
         mask[divergence - 1] = 1.0  # targets are shifted by one
         negatives.append(row)
         negative_masks.append(mask)
-        chosen = supported.get(prompt, (reference_rows[prompt][0], len(prompt_ids)))
+        chosen = (reference_rows[prompt][0], len(prompt_ids)) if prompt in probe_prompts \
+            else supported.get(prompt, (reference_rows[prompt][0], len(prompt_ids)))
         pairs.append((chosen, (row, len(prompt_ids))))
     references = [row for rows in reference_rows.values() for row in rows]
     arrays = {"references": _pad(references)}

@@ -39,6 +39,10 @@ class FactCheckFineTuner:
             per epoch, `feedback/` per round the share refuted, each loss,
             checker scores and sample generations.
         verbose: Keras verbosity.
+        abstention_targets: `AbstentionTargets` or None. Its probe prompts
+            (in `fit`'s dict with no references) are trained on the
+            targets it derives from the verdicts; its counts (false alarms
+            included) join each round's statistics.
 
     Example:
 
@@ -47,7 +51,7 @@ class FactCheckFineTuner:
     """
 
     def __init__(self, language_model, checker, config=None, reference_checker=None, seed=0, log_dir=None,
-                 verbose=0):
+                 verbose=0, abstention_targets=None):
         if not hasattr(checker, "check"):
             raise ValueError(f"`checker` must have a `check(sentences)` method. Received: checker={checker!r}")
         self.language_model = language_model
@@ -55,6 +59,7 @@ class FactCheckFineTuner:
         self.checker = checker
         self.config = config or FeedbackConfig()
         self.reference_checker = reference_checker
+        self.abstention_targets = abstention_targets
         self.seed = seed
         self.log_dir = log_dir
         self.verbose = verbose
@@ -119,7 +124,16 @@ class FactCheckFineTuner:
 
     def _training_data(self, samples, verdicts, reference_rows):
         """The round's `tf.data.Dataset` and counts of what went into it."""
-        arrays, counts = round_arrays(self.tokenizer, samples, verdicts, reference_rows)
+        probe_counts, probe = {}, frozenset()
+        if self.abstention_targets is not None:
+            # Probe prompts (never trained on) get the checker's verdicts as targets: see `kfine.training.probe`.
+            unique_prompts = sorted({prompt for prompt, _, _ in samples})
+            prompt_rows = dict(zip(unique_prompts, self.tokenizer.encode_batch(unique_prompts)))
+            reference_rows, probe_counts = self.abstention_targets.round_references(
+                samples, verdicts, reference_rows, prompt_rows)
+            probe = frozenset(self.abstention_targets.prompts)
+        arrays, counts = round_arrays(self.tokenizer, samples, verdicts, reference_rows, probe_prompts=probe)
+        counts.update(probe_counts)
         if self.config.preference_weight > 0:
             arrays["chosen_reference"] = sequence_log_probs(self.reference_model, arrays["chosen"],
                                                             arrays["chosen_mask"])

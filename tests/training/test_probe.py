@@ -1,0 +1,83 @@
+"""The probe slice and the `knowledge+factcheck` rounds: they read no held-out, unknown or paraphrase material."""
+
+import numpy as np
+import pytest
+
+from kfine.factcheck.knowledge_graph_checker import KnowledgeGraphChecker
+from kfine.knowledge.splits import Splits
+from kfine.knowledge.task import FactTask, TaskSize
+from kfine.knowledge.templates import Templates
+from kfine.training.knowledge_feedback import fine_tune_knowledge_factcheck
+from kfine.training.probe import ProbeSlice
+
+
+@pytest.fixture(scope="module")
+def probed_task(people_task):
+    """The people task training on 5 of its 8 finetune subjects, so the rest can be probed."""
+    return FactTask(people_task.knowledge_graph, people_task.templates, size=TaskSize(finetune_subjects=5))
+
+
+def _forbidden_subjects(task):
+    return set(task.splits.subjects("heldout")) | set(task.splits.subjects("unknown"))
+
+
+def test_probe_is_finetune_material_kept_out_of_training(probed_task):
+    probe = ProbeSlice(probed_task)
+    trained = {subject for subject, _, _ in probed_task.finetune_triples}
+    assert probe.triples and all(probed_task.splits.group_of(s) == "finetune" for s, _, _ in probe.triples)
+    assert not trained & set(probe.subjects)
+    assert all(probed_task.splits.group_of(s) == "finetune" for s, _, _ in probe.graph.triples)
+    paraphrases = {Templates.prompt(probed_task.templates.paraphrase_template(r), s)
+                   for s, r, _ in probe.triples if probed_task.templates.paraphrase_template(r)}
+    assert probe.prompts() and not paraphrases & set(probe.prompts())
+    for relation in probe.templates.relations:
+        assert probed_task.templates.paraphrase_template(relation) not in probe.templates.templates(relation)
+
+
+def test_rounds_read_no_heldout_unknown_or_paraphrase_material(probed_task, pretrained_dir, tmp_path, monkeypatch):
+    forbidden = _forbidden_subjects(probed_task)
+    checked = []
+    original_check = KnowledgeGraphChecker.check
+
+    def recording_check(self, sentences):
+        checked.extend(sentences)
+        return original_check(self, sentences)
+
+    def refuse(*_, **__):
+        raise AssertionError("the method read evaluation material")
+
+    original_triples = Splits.triples
+
+    def guarded_triples(self, group):
+        if group in ("heldout", "unknown"):
+            refuse()
+        return original_triples(self, group)
+
+    monkeypatch.setattr(KnowledgeGraphChecker, "check", recording_check)
+    monkeypatch.setattr(Splits, "triples", guarded_triples)
+    monkeypatch.setattr(FactTask, "evaluation_prompts", refuse)
+    monkeypatch.setattr(FactTask, "heldout_sentences", property(refuse))
+    monkeypatch.setattr(Templates, "paraphrase_template", refuse)
+    generator = fine_tune_knowledge_factcheck(probed_task, pretrained_dir, seed=0, log_dir=str(tmp_path), quick=True)
+    monkeypatch.undo()
+    assert checked
+    probe_prompts = set(ProbeSlice(probed_task).prompts())
+    assert all(any(sentence.startswith(prompt) for prompt in probe_prompts) for sentence in checked)
+    assert not any(subject in sentence for sentence in checked for subject in forbidden)
+    assert generator.model.abstains
+    # The rounds logged their counts to TensorBoard.
+    assert (tmp_path / "feedback").is_dir()
+
+
+@pytest.mark.xfail(strict=True, reason="not yet learned: on the people KG (3 probe subjects, 1 without facts) the "
+                   "rounds leave unknown-split abstention at 0.00; measure on the bundled KG with the bench")
+def test_learned_abstention_declines_subjects_the_kg_has_no_facts_for(probed_task, pretrained_dir, tmp_path):
+    generator = fine_tune_knowledge_factcheck(probed_task, pretrained_dir, seed=0, log_dir=str(tmp_path), quick=True)
+    unknown = [prompt.text for prompt, _ in probed_task.evaluation_prompts("unknown")]
+    seen = [prompt.text for prompt, _ in probed_task.evaluation_prompts("seen")]
+    unknown_texts, unknown_confidences = generator.generate_with_confidence(unknown)
+    seen_texts, seen_confidences = generator.generate_with_confidence(seen)
+    abstained = np.mean([text.strip() == "unknown" for text in unknown_texts])
+    print(f"unknown abstained {abstained:.2f}, seen abstained "
+          f"{np.mean([text.strip() == 'unknown' for text in seen_texts]):.2f}")
+    assert abstained > np.mean([text.strip() == "unknown" for text in seen_texts])
