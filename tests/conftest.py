@@ -4,8 +4,10 @@ Helpers live in importable modules (people_kg, layer_test_case): `from
 conftest import ...` would be ambiguous with more than one conftest.py.
 """
 
+import dataclasses
 import fcntl
 import os
+import sys
 
 import pytest
 
@@ -88,6 +90,30 @@ def short_baseline():
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(baseline, "QUICK_EPOCHS", 3)
+        yield
+
+
+@pytest.fixture(scope="module")
+def tiny_methods():
+    """Every method's quick configuration cut to one epoch and one feedback round: the plumbing, not accuracy.
+
+    Sets each `*QUICK_EPOCHS` int and each quick `FeedbackConfig` of the
+    registered methods' modules and of kfine.training, so a new method that
+    keeps the convention is shortened the day it is registered.
+    """
+    from kfine.training.factcheck import FeedbackConfig
+    from kfine.training.methods import available_methods, get_method
+
+    modules = {sys.modules[get_method(name).__module__] for name in available_methods()}
+    modules |= {module for name, module in list(sys.modules.items()) if name.startswith("kfine.training.")}
+    with pytest.MonkeyPatch.context() as patch:
+        for module in modules:
+            for name, value in vars(module).items():
+                if name.endswith("QUICK_EPOCHS") and isinstance(value, int):
+                    patch.setattr(module, name, 1)
+                elif name.startswith("QUICK") and isinstance(value, FeedbackConfig):
+                    patch.setattr(module, name, dataclasses.replace(value, rounds=1, samples_per_prompt=1,
+                                                                    epochs_per_round=1))
         yield
 
 
