@@ -83,6 +83,32 @@ def pretrained_dir(people_task, tmp_path_factory):
     return shared_once(tmp_path_factory, "people-lm", create)
 
 
+@pytest.fixture(scope="session")
+def people_sample(people_kg_files, pretrained_dir, tmp_path_factory):
+    """`kfine kg sample` of the people model KG (quick task, the tiny model's split): its output directory.
+
+    The corpus is examples/graph_sampled_training.py's: the fine-tuning
+    sentences and the held-out prompts (the knowledge method needs every
+    fine-tuning fact in its KG). Sampled once per run, since each sample starts
+    a TF-GNN process and a Beam pipeline.
+    """
+    from kfine.cli import main
+    from kfine.evaluation.task import QUICK, FactTask
+    from kfine.models.loading import load_metadata
+
+    def create(out_dir):
+        split_seed = load_metadata(pretrained_dir)["split_seed"]
+        task = FactTask.from_files(**people_kg_files, split_seed=split_seed, size=QUICK)
+        task.model_graph.save(f"{out_dir}-kg")
+        with open(f"{out_dir}-corpus.txt", "w", encoding="utf-8") as stream:
+            stream.writelines(f"{line}\n" for line in [*task.finetune_sentences,
+                                                        *(prompt.text for prompt, _ in task.evaluation_prompts("heldout"))])
+        assert main(["kg", "sample", "--triples", f"{out_dir}-kg/triples.tsv", "--corpus", f"{out_dir}-corpus.txt",
+                     "--out", out_dir]) == 0
+
+    return shared_once(tmp_path_factory, "people-sample", create)
+
+
 @pytest.fixture(scope="module")
 def short_baseline():
     """The baseline's quick fine-tune cut to 3 epochs: bench tests check the harness, not accuracy."""
