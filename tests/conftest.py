@@ -4,8 +4,10 @@ Helpers live in importable modules (people_kg, layer_test_case): `from
 conftest import ...` would be ambiguous with more than one conftest.py.
 """
 
+import dataclasses
 import fcntl
 import os
+import sys
 
 import pytest
 
@@ -81,6 +83,32 @@ def pretrained_dir(people_task, tmp_path_factory):
     return shared_once(tmp_path_factory, "people-lm", create)
 
 
+@pytest.fixture(scope="session")
+def people_sample(people_kg_files, pretrained_dir, tmp_path_factory):
+    """`kfine kg sample` of the people model KG (quick task, the tiny model's split): its output directory.
+
+    The corpus is examples/graph_sampled_training.py's: the fine-tuning
+    sentences and the held-out prompts (the knowledge method needs every
+    fine-tuning fact in its KG). Sampled once per run, since each sample starts
+    a TF-GNN process and a Beam pipeline.
+    """
+    from kfine.cli import main
+    from kfine.knowledge.task import QUICK, FactTask
+    from kfine.models.loading import load_metadata
+
+    def create(out_dir):
+        split_seed = load_metadata(pretrained_dir)["split_seed"]
+        task = FactTask.from_files(**people_kg_files, split_seed=split_seed, size=QUICK)
+        task.model_graph.save(f"{out_dir}-kg")
+        with open(f"{out_dir}-corpus.txt", "w", encoding="utf-8") as stream:
+            stream.writelines(f"{line}\n" for line in [*task.finetune_sentences,
+                                                        *(prompt.text for prompt, _ in task.evaluation_prompts("heldout"))])
+        assert main(["kg", "sample", "--triples", f"{out_dir}-kg/triples.tsv", "--corpus", f"{out_dir}-corpus.txt",
+                     "--out", out_dir]) == 0
+
+    return shared_once(tmp_path_factory, "people-sample", create)
+
+
 @pytest.fixture(scope="module")
 def short_baseline():
     """The baseline's quick fine-tune cut to 3 epochs: bench tests check the harness, not accuracy."""
@@ -88,6 +116,30 @@ def short_baseline():
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(baseline, "QUICK_EPOCHS", 3)
+        yield
+
+
+@pytest.fixture(scope="module")
+def tiny_methods():
+    """Every method's quick configuration cut to one epoch and one feedback round: the plumbing, not accuracy.
+
+    Sets each `*QUICK_EPOCHS` int and each quick `FeedbackConfig` of every
+    kfine module once the methods are registered, so a new method that keeps
+    the convention is shortened the day it is registered.
+    """
+    from kfine.training.feedback.config import FeedbackConfig
+    from kfine.training.methods import available_methods
+
+    available_methods()  # imports the methods' modules
+    modules = [module for name, module in list(sys.modules.items()) if name.startswith("kfine.")]
+    with pytest.MonkeyPatch.context() as patch:
+        for module in modules:
+            for name, value in vars(module).items():
+                if name.endswith("QUICK_EPOCHS") and isinstance(value, int):
+                    patch.setattr(module, name, 1)
+                elif name.startswith("QUICK") and isinstance(value, FeedbackConfig):
+                    patch.setattr(module, name, dataclasses.replace(value, rounds=1, samples_per_prompt=1,
+                                                                    epochs_per_round=1))
         yield
 
 

@@ -13,7 +13,7 @@ import sys
 import keras
 import pytest
 
-from kfine.cli import main
+from cli_run import in_process, kfine_lines
 from kfine.datasets.geonames import build_geonames
 from kfine.knowledge import KnowledgeGraph, Templates
 from kfine.knowledge.names import DEFAULT_ABSTENTION
@@ -21,14 +21,6 @@ from kfine.models.generation import Generator
 from kfine.models.loading import load_model
 
 COMMAND = [sys.executable, "-m", "kfine.cli"]
-# TensorFlow's C++ runtime logs whatever kfine does (e.g. "failed call to cuInit" without a GPU
-# driver; lines logged before absl is initialized, "I0000 00:00:<epoch>...", pass any log level);
-# those lines are not kfine's output.
-_RUNTIME_LOG = re.compile(r"^([IWEF]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ \S+:\d+\]|WARNING: All log messages before absl)")
-
-
-def kfine_lines(stderr):
-    return [line for line in stderr.splitlines() if line.strip() and not _RUNTIME_LOG.match(line)]
 
 
 @pytest.fixture(scope="module")
@@ -113,17 +105,6 @@ CASES = [
     "missing_triples_file", "triples_without_templates", "malformed_triples_file", "seeds_zero", "runs_without_perf",
     "unknown_method", "model_missing_dir", "model_text_file", "model_not_kfine",
 ]
-
-
-def in_process(arguments, capsys):
-    """`main(arguments)` -> (returncode, stdout, stderr), as the subprocesses report them."""
-    capsys.readouterr()
-    try:
-        returncode = main(arguments)
-    except SystemExit as exit:  # argparse's errors
-        returncode = exit.code
-    captured = capsys.readouterr()
-    return returncode, captured.out, captured.err
 
 
 @pytest.mark.parametrize("case", CASES)
