@@ -9,6 +9,7 @@ from kfine.evaluation.evaluate import evaluate_splits
 from kfine.io import artifact_path, write_json
 from kfine.knowledge.graph import KnowledgeGraph
 from kfine.knowledge.linker import EntityLinker
+from kfine.knowledge.templates import Templates
 from kfine.models.generation import Generator
 from kfine.models.loading import METADATA_FILE, MODEL_FILE, load_keras_file, load_metadata, save_model
 from kfine.training.methods import get_method
@@ -17,6 +18,7 @@ from kfine.training.resume import resumable
 from kfine.training.strategy import strategy_scope
 
 KNOWLEDGE_GRAPH_DIR = "knowledge_graph"
+TEMPLATES_FILE = "templates.json"
 FINE_TUNED_KIND = "kfine-fine-tuned"
 BACKUP_RUN_FILE = "run.json"
 
@@ -78,6 +80,7 @@ def fine_tune(task, pretrained, method, out_dir, seed=0, quick=False, log_dir=No
 
     def write_graph(staging):
         task.model_graph.save(os.path.join(staging, KNOWLEDGE_GRAPH_DIR))
+        task.templates.save(os.path.join(staging, TEMPLATES_FILE))  # compositions, and the keys of KG updates
         if hasattr(generator, "write_artifacts"):
             generator.write_artifacts(staging)
 
@@ -116,6 +119,8 @@ def load_fine_tuned(directory, knowledge_graph=None):
         ModelError: not a fine-tuned model directory, or a different KG.
     """
     import kfine.training.knowledge as knowledge  # registers KnowledgeLanguageModel
+    from kfine.layers import FactDatastore
+    from kfine.training.knowledge_add import KnowledgeAddGenerator
 
     metadata = load_metadata(directory)
     if metadata.get("kind") != FINE_TUNED_KIND:
@@ -128,13 +133,19 @@ def load_fine_tuned(directory, knowledge_graph=None):
             f"not with this one ({knowledge_graph.fingerprint()[:12]}…); pass the KG it was trained with"
         )
     model = load_keras_file(artifact_path(directory, MODEL_FILE, ModelError))
+    # Directories written before templates were saved beside the model have none.
+    templates_path = os.path.join(directory, TEMPLATES_FILE)
+    templates = Templates.from_file(templates_path) if os.path.exists(templates_path) else None
     if isinstance(model, knowledge.KnowledgeLanguageModel):
         model.injection.check_knowledge_graph(knowledge_graph)
         linker = EntityLinker(knowledge_graph, model.tokenizer)
-        return knowledge.KnowledgeGenerator(model, linker, endings=metadata.get("endings") or (".",))
+        return knowledge.KnowledgeGenerator(model, linker, endings=metadata.get("endings") or (".",),
+                                            templates=templates)
     for layer in model.layers:
         if hasattr(layer, "check_knowledge_graph"):  # e.g. the `model.add` path's datastore
             layer.check_knowledge_graph(knowledge_graph)
+    if templates is not None and isinstance(model.layers[-1], FactDatastore):
+        return KnowledgeAddGenerator(model, templates)
     return Generator(model, model.tokenizer)
 
 
