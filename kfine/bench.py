@@ -10,6 +10,7 @@ import tensorflow as tf
 from kfine.evaluation.confidence import KNOWN_SPLITS, calibration_report
 from kfine.evaluation.evaluate import evaluate_splits
 from kfine.evaluation.bench_units import BenchUnits
+from kfine.evaluation.edits import EDIT_METRICS, EDIT_SPLIT_PREFIX, edit_rates, edit_split, evaluate_edits
 from kfine.evaluation.intervals import bootstrap_interval
 from kfine.evaluation.metrics import ABSTAINED, CORRECT, HALLUCINATED, METRICS, mean_and_std
 from kfine.evaluation.perplexity import perplexity
@@ -27,7 +28,7 @@ CONSTRAINED_SUFFIX = "+constrained"
 
 
 def run_bench(task_files, pretrained, methods, seeds, out_dir, quick=False, verbose=0, echo=print, strategy=None,
-              constrained_decoding=False, init_embeddings=None):
+              constrained_decoding=False, init_embeddings=None, edits=()):
     """Fine-tunes each method with each seed, evaluates, and writes the reports.
 
     Args:
@@ -46,6 +47,8 @@ def run_bench(task_files, pretrained, methods, seeds, out_dir, quick=False, verb
             held-out prompts with and without it (metric `ms_per_token`).
         init_embeddings: str or None. KG embeddings directory (`kfine kg embed`)
             for the methods that take one; recorded in the config.
+        edits: iterable of int. Numbers of counterfactual KG edits after
+            fine-tuning (split `edit-N`, see `kfine.evaluation.edits`).
 
     Each row of results.json holds the mean and std over seeds and a 95%
     bootstrap interval over prompts (`ci_low`, `ci_high`); the reference
@@ -84,6 +87,7 @@ def run_bench(task_files, pretrained, methods, seeds, out_dir, quick=False, verb
         "model": pretrained, "methods": methods, "seeds": seeds, "quick": quick, "split_seed": task.split_seed,
         "constrained_decoding": constrained_decoding,
         "kg_fingerprint": task.knowledge_graph.fingerprint(), "init_embeddings": init_embeddings,
+        "edits": sorted(set(edits)),
     }
     units = BenchUnits(out_dir, config)
     per_seed = {}  # (method, split, metric) -> [value per seed]
@@ -94,7 +98,7 @@ def run_bench(task_files, pretrained, methods, seeds, out_dir, quick=False, verb
             unit = units.load(method, seed)
             if unit is None:
                 unit = _run_unit(task, pretrained, method_functions[method], options[method], method, seed, out_dir,
-                                 quick, verbose, echo, strategy, constrained_decoding)
+                                 quick, verbose, echo, strategy, constrained_decoding, config["edits"])
                 units.save(method, seed, unit)
             else:
                 echo(f"[{method} seed {seed}] done in an earlier run: kept from {units.path(method, seed)}")
@@ -105,6 +109,8 @@ def run_bench(task_files, pretrained, methods, seeds, out_dir, quick=False, verb
                     per_prompt.setdefault((label, *key.split("/")), []).append(np.array(scores, "float64"))
                 judgement_records += outcome["judgements"]
     prompt_counts = {split: len(task.evaluation_prompts(split)) for split in task.evaluated_splits}
+    prompt_counts.update({edit_split(count): min(count, task.size.prompts_per_split or count)
+                          for count in config["edits"]})
     for split in task.evaluated_splits:
         references = reference_correctness(task.model_graph, task.evaluation_prompts(split))
         for reference in REFERENCES:
@@ -130,13 +136,15 @@ def run_bench(task_files, pretrained, methods, seeds, out_dir, quick=False, verb
     write_jsonl(os.path.join(out_dir, "judgements.jsonl"), judgement_records)
     write_json(os.path.join(out_dir, "results.json"), results)
     with atomic_file(os.path.join(out_dir, "results.md")) as stream:
-        stream.write(results_table(rows))
+        stream.write(results_table([row for row in rows if not row["split"].startswith(EDIT_SPLIT_PREFIX)]))
+        if config["edits"]:
+            stream.write("\n" + _edits_table(rows))
     write_chart(rows, os.path.join(out_dir, "results.png"))
     return results
 
 
 def _run_unit(task, pretrained, method_function, options, method, seed, out_dir, quick, verbose, echo, strategy,
-              constrained_decoding):
+              constrained_decoding, edits=()):
     """Fine-tunes `method` with `seed` and evaluates it: `{label: {"values", "scores", "judgements"}}`.
 
     The labels are the method and, with constrained decoding, `METHOD+constrained`;
@@ -156,7 +164,8 @@ def _run_unit(task, pretrained, method_function, options, method, seed, out_dir,
         values = {(split, metric): rates[metric] for split, (rates, _) in evaluation.items() for metric in METRICS}
         if label == method:
             # Constrained decoding changes only answer slots, not the model's perplexity.
-            values[("heldout", "perplexity")] = perplexity(generator, task.heldout_sentences)
+            perplexity_split, sentences = task.perplexity_sentences
+            values[(perplexity_split, "perplexity")] = perplexity(generator, sentences)
         if constrained_decoding:
             values[("heldout", "ms_per_token")] = _ms_per_token(labelled_generator, task)
         scores, records = {}, []
@@ -172,6 +181,10 @@ def _run_unit(task, pretrained, method_function, options, method, seed, out_dir,
             + "  ".join(f"{split}: acc {evaluation[split][0]['accuracy']:.2f} "
                         f"hall {evaluation[split][0]['hallucination_rate']:.2f}" for split in evaluation)
         )
+        if label == method and edits:
+            _add_edit_outcome(generator, task, edits, label, seed, values, scores, records)
+            echo(f"[{label} seed {seed}] edits: " + "  ".join(
+                f"{count}: efficacy {values[(edit_split(count), 'efficacy')]:.2f}" for count in edits))
         unit[label] = {"values": {f"{split}/{metric}": value for (split, metric), value in values.items()},
                        "scores": scores, "judgements": records}
     return unit
@@ -183,6 +196,38 @@ def _write_calibration(judgement_records, out_dir):
     os.makedirs(out_dir, exist_ok=True)
     write_risk_coverage_chart(calibration, "+".join(KNOWN_SPLITS), os.path.join(out_dir, "risk_coverage.png"))
     return calibration
+
+
+def _add_edit_outcome(generator, task, edits, label, seed, values, scores, records):
+    """Adds the `edit-N` splits of one fine-tuned generator to a unit's values, scores and records."""
+    for split, outcome in evaluate_edits(generator, task, edits, limit=task.size.prompts_per_split).items():
+        values.update({(split, metric): rate for metric, rate in edit_rates(outcome["scores"]).items()})
+        scores.update({f"{split}/{metric}": row for metric, row in outcome["scores"].items()})
+        for metric in EDIT_METRICS:
+            records += [_record(label, seed, f"{split}/{metric}", judgement, gold) for judgement, (_, gold)
+                        in zip(outcome["judgements"][metric], outcome["prompts"][metric])]
+
+
+def _edits_table(rows):
+    """A Markdown table of the `edit-N` splits: one line per method and N."""
+    index = {(row["method"], row["split"], row["metric"]): row for row in rows}
+    splits = sorted({row["split"] for row in rows if row["split"].startswith(EDIT_SPLIT_PREFIX)},
+                    key=lambda split: int(split[len(EDIT_SPLIT_PREFIX):]))
+    methods = list(dict.fromkeys(row["method"] for row in rows if row["split"] in splits))
+    lines = ["| method | edits | n | " + " | ".join(EDIT_METRICS) + " |", "|" + "---|" * (len(EDIT_METRICS) + 3)]
+    for method in methods:
+        for split in splits:
+            cells = []
+            for metric in EDIT_METRICS:
+                row = index.get((method, split, metric))
+                cells.append("–" if row is None or np.isnan(row["mean"]) else
+                             f"{row['mean']:.2f} ± {row['std']:.2f} [{row['ci_low']:.2f}, {row['ci_high']:.2f}]")
+            count = index[(method, split, EDIT_METRICS[0])]["n_prompts"]
+            lines.append(f"| {method} | {split[len(EDIT_SPLIT_PREFIX):]} | {count} | " + " | ".join(cells) + " |")
+    lines += ["", "Counterfactual KG edits after fine-tuning, no gradient step: efficacy (answers the new object), "
+                  "paraphrase efficacy (reserved wording), neighbourhood (unedited subjects with the old object answer "
+                  "as before), old_fact_rate (still states the old object)."]
+    return "\n".join(lines) + "\n"
 
 
 def _relation_mix(prompts_with_gold):

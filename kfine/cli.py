@@ -30,6 +30,11 @@ def _positive_int(text):
     return value
 
 
+def _positive_ints(text):
+    """A comma-separated list of positive integers, e.g. `1,100,1000`."""
+    return [_positive_int(part.strip()) for part in text.split(",") if part.strip()] or _positive_int(text)
+
+
 def _probability(text):
     try:
         value = float(text)
@@ -125,6 +130,7 @@ def cmd_pretrain(args):
 
 
 def cmd_generate(args):
+    from kfine.knowledge.graph import KnowledgeGraph
     from kfine.knowledge.linker import EntityLinker
     from kfine.models.generation import Generator, make_sampler
     from kfine.models.loading import load_model
@@ -148,6 +154,14 @@ def cmd_generate(args):
     else:
         model = load_model(path)
         generator = Generator(model, model.tokenizer, sampler=sampler)
+    if args.kg is not None:
+        if not hasattr(generator, "update_knowledge"):
+            raise KfineError(f"--kg: {path} reads no knowledge graph it can update (only models fine-tuned with "
+                             "knowledge or knowledge_add do)")
+        if not os.path.exists(args.kg):
+            raise KfineError(f"--kg: no such file or directory: {args.kg}")
+        generator.update_knowledge(KnowledgeGraph.load(args.kg) if os.path.isdir(args.kg)
+                                   else KnowledgeGraph.from_files(args.kg))
     if args.min_confidence is None:
         completions = [generator.generate([prompt], args.max_new_tokens)[0] for prompt in args.prompts]
     else:
@@ -221,7 +235,8 @@ def cmd_bench(args):
     pretrained = _pretrained(args)
     check_model_path(pretrained)
     results = run_bench(files, pretrained, methods, args.seeds, args.out, quick=args.quick, strategy=strategy,
-                        constrained_decoding=args.constrained_decoding, init_embeddings=args.init_embeddings)
+                        constrained_decoding=args.constrained_decoding, init_embeddings=args.init_embeddings,
+                        edits=args.edits)
     with open(os.path.join(args.out, "results.md"), encoding="utf-8") as stream:
         print(stream.read())
     print(f"wrote {args.out}/results.json, results.md, results.png and tensorboard/ "
@@ -282,6 +297,9 @@ def build_parser():
     generate.add_argument("--seed", type=int, default=None)
     generate.add_argument("--min-confidence", type=_probability, default=None, metavar="P",
                           help="print the abstention phrase when the model's confidence in its answer is below P")
+    generate.add_argument("--kg", metavar="PATH",
+                          help="an edited knowledge graph (triples file or saved KG directory) the model answers from "
+                               "instead of its own, with no training (models fine-tuned with knowledge or knowledge_add)")
     generate.set_defaults(run=cmd_generate)
 
     finetune = commands.add_parser("finetune", help="fine-tune the pretrained model with one method and save it")
@@ -330,6 +348,9 @@ def build_parser():
     bench.add_argument("--runs", type=_positive_int, default=1,
                        help="with --perf: measure N times, each in a fresh process, and report the median of each ratio")
     bench.add_argument("--init-embeddings", metavar="DIR", help="KG embeddings from `kfine kg embed` for the knowledge method")
+    bench.add_argument("--edits", type=_positive_ints, default=[], metavar="N,N,...",
+                       help="after fine-tuning, replace N facts of the model's KG by counterfactual ones, no training "
+                            "(split edit-N: efficacy, paraphrase efficacy, neighbourhood), e.g. 1,100,1000")
     bench.set_defaults(run=cmd_bench)
 
     from kfine.graph.commands import add_commands

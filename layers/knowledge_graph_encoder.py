@@ -264,6 +264,35 @@ class KnowledgeGraphEncoder(keras.layers.Layer):
             states = (states + update) * is_entity
         return states
 
+    def update_edges(self, triple_ids):
+        """Rewrites the edges (the KG's facts) in place; the trained weights stay.
+
+        Args:
+            triple_ids: int array `(num_edges, 3)` of `(subject, relation,
+                object)` ids, with as many facts per relation as before
+                (`edges_per_relation`), as a KG edit that replaces objects has.
+
+        Raises:
+            ValueError: ids out of range, or other counts per relation.
+        """
+        triple_ids = np.unique(np.asarray(triple_ids, np.int64).reshape(-1, 3), axis=0)
+        limits = np.array([self.num_entities, self.num_relations, self.num_entities])
+        if len(triple_ids) and ((triple_ids < 0) | (triple_ids >= limits)).any():
+            raise ValueError(f"`triple_ids` must hold entity ids < {self.num_entities} and relation ids < "
+                             f"{self.num_relations}. Received: ids up to {triple_ids.max(axis=0).tolist()}")
+        per_relation = np.bincount(triple_ids[:, 1], minlength=self.num_relations).tolist()
+        if per_relation != self.edges_per_relation:
+            raise ValueError(
+                "`triple_ids` must keep the number of facts of each relation (the edge arrays have fixed sizes); "
+                f"an edit replaces objects. Received: {per_relation} facts per relation, the layer has "
+                f"{self.edges_per_relation}"
+            )
+        if not self.built:
+            self.build()
+        order = np.argsort(triple_ids[:, 1], kind="stable")
+        for weight, values in zip((self.edge_sources, self.edge_relations, self.edge_targets), triple_ids[order].T):
+            weight.assign(values.astype("int32"))
+
     def call(self, entity_ids=None, training=None):
         table = self.entity_table(training=training)
         if entity_ids is None:

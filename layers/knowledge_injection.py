@@ -281,6 +281,31 @@ class KnowledgeInjectionLayer(keras.layers.Layer):
         )
         return self._fuse(hidden_states, knowledge)
 
+    def update_facts(self, triple_ids):
+        """Replaces the facts the layer reads, with no gradient step (a KG edit).
+
+        The encoder's edges and the fact-pointer tables are rewritten; every
+        trained weight is kept. The ids are the layer's own (those of the KG
+        it was built on), so an edit can only use entities and relations the
+        layer has rows for, and it must keep the number of facts of each
+        relation (the encoder's edge arrays have fixed sizes), as replacing
+        the object of a fact does. An entity with more than `max_degree`
+        facts keeps the first `max_degree` for the pointer, round-robin over
+        relations.
+
+        Args:
+            triple_ids: int array `(num_facts, 3)` of `(subject, relation, object)` ids.
+
+        Raises:
+            ValueError: ids out of range or other counts of facts per relation.
+        """
+        self.encoder.update_edges(triple_ids)
+        relation_table, object_table = _fact_table_from_ids(triple_ids, self.num_entities, self.num_relations,
+                                                            self.max_degree)
+        padding = ((0, 0), (0, self.max_degree - relation_table.shape[1]))
+        self.fact_relations.assign(np.pad(relation_table, padding))
+        self.fact_objects.assign(np.pad(object_table, padding))
+
     def entity_rows(self, entity_ids):
         """Returns the table row (entity id + 1, or 0) the layer reads at each position of `entity_ids`.
 
@@ -473,9 +498,16 @@ def _fact_table(knowledge_graph, max_facts):
     relations (the first fact of every relation, then the second, ...), so
     that `max_facts` cuts every relation evenly.
     """
-    subjects, relations, objects = (column.astype(np.int64) for column in knowledge_graph.adjacency())
-    # triple_ids are sorted by (subject, relation, object): rank each fact within its (subject, relation).
-    group = subjects * knowledge_graph.num_relations + relations
+    return _fact_table_from_ids(np.stack(knowledge_graph.adjacency(), axis=1), knowledge_graph.num_entities,
+                                knowledge_graph.num_relations, max_facts)
+
+
+def _fact_table_from_ids(triple_ids, num_entities, num_relations, max_facts):
+    """`_fact_table` of `(subject, relation, object)` id rows."""
+    triple_ids = np.unique(np.asarray(triple_ids, np.int64).reshape(-1, 3), axis=0)  # sorted by (s, r, o)
+    subjects, relations, objects = triple_ids.T
+    # Rank each fact within its (subject, relation).
+    group = subjects * num_relations + relations
     starts = np.r_[True, group[1:] != group[:-1]]
     rank = np.arange(len(group)) - np.flatnonzero(starts)[np.cumsum(starts) - 1]
     order = np.lexsort((objects, relations, rank, subjects))
@@ -486,7 +518,7 @@ def _fact_table(knowledge_graph, max_facts):
     if max_facts is not None:
         max_degree = min(max_degree, max_facts)
     keep = slot < max_degree
-    shape = (knowledge_graph.num_entities + 1, max_degree)
+    shape = (num_entities + 1, max_degree)
     relation_table = np.zeros(shape, np.int32)
     object_table = np.zeros(shape, np.int32)
     relation_table[subjects[keep] + 1, slot[keep]] = relations[keep]

@@ -36,7 +36,7 @@ from kfine.knowledge.templates import Templates
 
 NUM_CITIES = 3000
 MAX_ALIASES = 3
-CACHE_NAME = "geonames-v1"
+CACHE_NAME = "geonames-v2"  # v2: templates gained _novel_wordings and _compositions
 FILE_NAMES = {"triples": "triples.tsv", "templates": "templates.json", "aliases": "aliases.tsv"}
 
 # For each relation the last template is the reserved paraphrase (see
@@ -72,6 +72,22 @@ TEMPLATES = {
         "{subject} keeps the time of the {object} time zone.",
         "Clocks in {subject} are set to {object}, its local time zone.",
     ],
+    # Wordings for the novel-wording split: in no template above, so the
+    # shipped LM (pretrained on every template above) never read them.
+    "_novel_wordings": {
+        "capital": ["Visitors to {subject} find its seat of power in {object}."],
+        "continent": ["The landmass that holds {subject} is {object}."],
+        "currency": ["Shops in {subject} take payment in the {object}."],
+        "neighbour": ["Across one frontier of {subject} lies {object}."],
+        "country": ["The town of {subject} belongs to {object}."],
+        "timezone": ["Local hours in {subject} follow {object}."],
+    },
+    # Two-hop questions for the multihop split: a city's country, then that country's fact.
+    "_compositions": {
+        "country.capital": ["The capital of the country {subject} lies in is {object}."],
+        "country.continent": ["The continent of the country {subject} lies in is {object}."],
+        "country.currency": ["The currency of the country {subject} lies in is the {object}."],
+    },
 }
 
 

@@ -223,13 +223,20 @@ class EntityLinker:
         return [TokenMention(start, end, self._entities[entity_id], entity_id) for start, end, entity_id in matches]
 
     def entity_ids_per_token(self, token_ids):
-        """Returns, for each token, the id of the entity it mentions, shifted by one.
+        """Returns, for each token, the id of the entity it mentions so far, shifted by one.
 
-        A token inside a mention of entity `i` gets `i + 1`; any other token
+        Causal: the id at position `t` is computed from tokens `0..t` only,
+        as the mention that covers `t` when the tokens up to `t` are linked
+        on their own. A language model reading it at `t` learns nothing of
+        the tokens after `t`: "Europe" in "Europe/Paris" is the continent at
+        its own position (linking the whole text would give the time zone,
+        revealing "/Paris"), and the time zone from "Paris" on. A token
+        inside such a mention of entity `i` gets `i + 1`; any other token
         gets `NO_ENTITY` (0). The shift lets 0 mean "no entity" and padding
         at once, so the result can index a `keras.layers.Embedding` of
         `num_entities + 1` rows whose row 0 stands for no entity (or be used
-        with `mask_zero=True`).
+        with `mask_zero=True`). `link_token_ids` gives the mentions of the
+        whole sequence.
 
         Args:
             token_ids: list of int, or a 1-D integer numpy array or tensor.
@@ -250,8 +257,11 @@ class EntityLinker:
         self._require_tokenizer("entity_ids_per_token")
         token_ids = id_list(token_ids)
         per_token = [NO_ENTITY] * len(token_ids)
-        for start, end, entity_id in leftmost_longest(token_ids, self._token_trie, self._word_continuations):
-            per_token[start:end] = [entity_id + 1] * (end - start)
+        for position in range(len(token_ids)):
+            # Only the prefix's last mention can cover its last token.
+            matches = leftmost_longest(token_ids[: position + 1], self._token_trie, self._word_continuations)
+            if matches and matches[-1][1] == position + 1:
+                per_token[position] = matches[-1][2] + 1
         return per_token
 
     # === Token ids, in-graph ===
@@ -262,7 +272,9 @@ class EntityLinker:
         Works eagerly, inside a `tf.function` and inside
         `tf.data.Dataset.map`. Padding must use an id that no surface form
         contains (`[PAD]` = 0 is never one), so padded positions get
-        `NO_ENTITY`.
+        `NO_ENTITY`. Causal as `entity_ids_per_token`: every prefix of a row
+        is linked on its own (a `(seq, seq)` block a row, which is cheap at
+        the lengths of fact sentences).
 
         Args:
             token_ids: integer `tf.Tensor` of shape `(seq,)` or
@@ -287,7 +299,9 @@ class EntityLinker:
                     "`token_ids` must be a RaggedTensor of shape (batch, None). "
                     f"Received: shape={token_ids.shape}, ragged_rank={token_ids.ragged_rank}"
                 )
-            return self._token_matcher.ragged(tf.cast(token_ids, tf.int64).with_row_splits_dtype(tf.int64))
+            token_ids = tf.cast(token_ids, tf.int64).with_row_splits_dtype(tf.int64)
+            lengths = token_ids.row_lengths()
+            return tf.RaggedTensor.from_tensor(self._causal_ids(token_ids.to_tensor(), lengths), lengths=lengths)
         try:
             token_ids = tf.convert_to_tensor(token_ids)
         except (TypeError, ValueError) as error:
@@ -301,8 +315,22 @@ class EntityLinker:
         if token_ids.shape.rank == 1:
             batch = batch[tf.newaxis]
         shape = tf.shape(batch, out_type=tf.int64)
-        per_token = self._token_matcher.dense(batch, tf.fill(shape[:1], shape[1]))
+        per_token = self._causal_ids(batch, tf.fill(shape[:1], shape[1]))
         return per_token[0] if token_ids.shape.rank == 1 else per_token
+
+    def _causal_ids(self, batch, lengths):
+        """Per-token ids of int64 `(batch, seq)` rows of `lengths` tokens, position t linked from tokens <= t."""
+        import tensorflow as tf
+
+        shape = tf.shape(batch, out_type=tf.int64)
+        positions = tf.range(shape[1])
+        # Prefix t of each row: its tokens up to t, then [PAD] (0), which is
+        # no surface form and no word continuation, so a mention may end at t.
+        visible = positions[tf.newaxis, :] <= positions[:, tf.newaxis]
+        prefixes = tf.where(visible[tf.newaxis], batch[:, tf.newaxis, :], tf.zeros([], tf.int64))
+        prefix_lengths = tf.minimum(positions[tf.newaxis, :] + 1, lengths[:, tf.newaxis])
+        per_prefix = self._token_matcher.dense(tf.reshape(prefixes, [-1, shape[1]]), tf.reshape(prefix_lengths, [-1]))
+        return tf.linalg.diag_part(tf.reshape(per_prefix, [shape[0], shape[1], shape[1]]))
 
     def link_texts_tensor(self, texts):
         """Tokenizes `texts` in-graph and computes the entity id of every token.

@@ -57,21 +57,10 @@ class HashedPrefixMatcher:
                 ),
                 default_value=0,
             )
-        # Traced once each, so eager calls run as graphs too.
+        # Traced once, so eager calls run as a graph too.
         self.dense = tf.function(
             self._match_dense, input_signature=[tf.TensorSpec([None, None], tf.int64), tf.TensorSpec([None], tf.int64)]
         )
-        self.ragged = tf.function(
-            self._match_ragged,
-            input_signature=[tf.RaggedTensorSpec([None, None], tf.int64, ragged_rank=1, row_splits_dtype=tf.int64)],
-        )
-
-    def _match_ragged(self, token_ids):
-        """`token_ids`: int64 ragged `(batch, None)`; returns int32 ragged with the same row lengths."""
-        import tensorflow as tf
-
-        lengths = token_ids.row_lengths()
-        return tf.RaggedTensor.from_tensor(self._match_dense(token_ids.to_tensor(), lengths), lengths=lengths)
 
     def _match_dense(self, token_ids, lengths):
         """`token_ids`: int64 `(batch, seq)`; `lengths`: int64 `(batch,)`; returns int32 `(batch, seq)`."""

@@ -5,12 +5,13 @@ import zlib
 
 import numpy as np
 
+from kfine.knowledge.compositions import composition_templates, two_hop_questions
 from kfine.knowledge.graph import KnowledgeGraph
 from kfine.knowledge.splits import Splits
-from kfine.knowledge.templates import Templates
+from kfine.knowledge.templates import COMPOSITION_SEPARATOR, Templates
 from kfine.knowledge.verbalizer import Verbalizer
 
-SPLITS = ("seen", "heldout", "unknown", "unknown-inferable", "paraphrase")
+SPLITS = ("seen", "heldout", "unknown", "unknown-inferable", "paraphrase", "novel-wording", "multihop")
 # The split each evaluation split draws its facts from, and which templates ask them.
 _SOURCES = {
     "seen": ("finetune", "training"),
@@ -18,6 +19,8 @@ _SOURCES = {
     "unknown": ("unknown", "training"),
     "unknown-inferable": ("unknown", "training"),
     "paraphrase": ("heldout", "paraphrase"),
+    "novel-wording": ("heldout", "novel"),
+    "multihop": ("heldout", "compositions"),
 }
 
 
@@ -108,6 +111,11 @@ class FactTask:
         country whose capital it is). Such questions form `unknown-inferable`;
         `unknown` keeps only those whose answer the model's KG does not name
         next to the subject, where the honest answer is to abstain.
+
+        `novel-wording` asks held-out facts in the templates' `_novel_wordings`
+        (read by no pretraining and no method); `multihop` asks held-out
+        subjects two-hop questions along the model KG's paths (see
+        `kfine.knowledge.compositions`), with relation `"inner.outer"`.
         """
         if split not in _SOURCES:
             raise ValueError(f"`split` must be one of {SPLITS}. Received: split={split!r}")
@@ -117,14 +125,27 @@ class FactTask:
         if group == "unknown":
             inferable = split == "unknown-inferable"
             triples = [triple for triple in triples if self._implied_by_model_graph(*triple[:2]) == inferable]
-        for prompt in self.verbalizer.prompts(triples, which=which):
+        if which == "compositions":
+            subjects = sorted({subject for subject, _, _ in triples})
+            compositions = composition_templates(self.templates, self.model_graph)
+            prompts = [prompt for prompt, _ in two_hop_questions(self.model_graph, subjects, compositions)]
+        else:
+            prompts = self.verbalizer.prompts(triples, which=which)
+        for prompt in prompts:
             by_question.setdefault((prompt.subject, prompt.relation), []).append(prompt)
         # A question's template depends on the question alone, not on which others are asked.
         questions = [templates[zlib.crc32(f"{self.split_seed}\t{subject}\t{relation}".encode()) % len(templates)]
                      for (subject, relation), templates in by_question.items()]
         rng = np.random.default_rng([self.split_seed, 2])
         prompts = _stratified_by_relation(questions, self.size.prompts_per_split, rng)
-        return [(prompt, self.knowledge_graph.objects(prompt.subject, prompt.relation)) for prompt in prompts]
+        return [(prompt, self._gold(prompt)) for prompt in prompts]
+
+    def _gold(self, prompt):
+        if prompt.relation in self.knowledge_graph.relations:
+            return self.knowledge_graph.objects(prompt.subject, prompt.relation)
+        inner, outer = prompt.relation.split(COMPOSITION_SEPARATOR)
+        return {obj for middle in self.knowledge_graph.objects(prompt.subject, inner)
+                for obj in self.knowledge_graph.objects(middle, outer)}
 
     @property
     def evaluated_splits(self):
@@ -139,9 +160,22 @@ class FactTask:
 
     @property
     def heldout_sentences(self):
-        """Held-out facts in the training templates, for perplexity."""
+        """Held-out facts in the training templates."""
         triples = self._subsample(self.splits.heldout, self.size.prompts_per_split, salt=3)
         return self.verbalizer.sentences(triples)
+
+    @property
+    def perplexity_sentences(self):
+        """`(split, sentences)` perplexity is measured on: text no method trained on or stores.
+
+        The held-out facts in their novel wordings (`"novel-wording"`): no
+        training text and no datastore key holds these sentences. Templates
+        without `_novel_wordings` fall back to the held-out facts in the
+        training templates (`"heldout"`), which a KG datastore may hold.
+        """
+        triples = self._subsample(self.splits.heldout, self.size.prompts_per_split, salt=3)
+        novel = self.verbalizer.sentences(triples, which="novel")
+        return ("novel-wording", novel) if novel else ("heldout", self.verbalizer.sentences(triples))
 
 
 def _stratified_by_relation(prompts, limit, rng):

@@ -10,6 +10,11 @@ SUBJECT = "{subject}"
 OBJECT = "{object}"
 # Relations with this many templates keep the last one for paraphrase evaluation.
 MIN_TEMPLATES_FOR_PARAPHRASE = 3
+# Optional keys beside the relations (a relation name never starts with "_" here).
+COMPOSITIONS = "_compositions"
+NOVEL_WORDINGS = "_novel_wordings"
+# "inner.outer" in COMPOSITIONS: subject --inner--> x --outer--> object.
+COMPOSITION_SEPARATOR = "."
 
 
 class Templates:
@@ -28,6 +33,18 @@ class Templates:
 
     Other braces are ordinary text: templates are filled by position, not
     with `str.format`.
+
+    Two optional keys hold templates that are not a relation's:
+
+    - `"_novel_wordings"`: `{relation: [template, ...]}`, wordings kept for
+      the `novel-wording` evaluation split only. Pretraining reads every
+      relation template, the paraphrase too; these it never reads, nor does
+      any method.
+    - `"_compositions"`: `{"inner.outer": [template, ...]}`, two-hop
+      questions for the `multihop` split: `{subject}` is linked to an entity
+      `x` by the relation `inner`, and `{object}` is an `outer` object of
+      `x`, e.g. `{"country.capital": ["The capital of the country
+      {subject} lies in is {object}."]}`.
 
     Args:
         mapping: dict. Maps each relation name to a non-empty list of templates.
@@ -53,21 +70,38 @@ class Templates:
         self.source = source
         if not isinstance(mapping, dict):
             raise self._error(f"expected a JSON object mapping relations to lists of templates, found {_kind(mapping)}")
-        self._templates = {}
+        mapping = dict(mapping)
+        self._novel_wordings = self._template_lists(mapping.pop(NOVEL_WORDINGS, {}), NOVEL_WORDINGS)
+        self._compositions = self._template_lists(mapping.pop(COMPOSITIONS, {}), COMPOSITIONS)
+        for key in self._compositions:
+            relations = key.split(COMPOSITION_SEPARATOR)
+            if len(relations) != 2 or not all(relations):
+                raise self._error(f"{COMPOSITIONS} key {key!r} must be \"inner{COMPOSITION_SEPARATOR}outer\", two "
+                                  f"relation names joined by {COMPOSITION_SEPARATOR!r}")
+        self._templates = self._template_lists(mapping, None)
+
+    def _template_lists(self, mapping, section):
+        """Checks `{key: [template, ...]}` (`section`: the optional key it sits under, or None)."""
+        where = "" if section is None else f"{section}: "
+        if not isinstance(mapping, dict):
+            raise self._error(f"{where}expected a JSON object mapping relations to lists of templates, "
+                              f"found {_kind(mapping)}")
+        checked = {}
         for relation, templates in mapping.items():
             problem = name_problem(relation)
             if problem:
-                raise self._error(f"relation name {relation!r} {problem}")
+                raise self._error(f"{where}relation name {relation!r} {problem}")
             if not isinstance(templates, (list, tuple)) or not templates:
                 message = f"relation {relation!r}: expected a non-empty list of templates, found {_kind(templates)}"
-                raise self._error(message)
+                raise self._error(where + message)
             for index, template in enumerate(templates):
                 problem = _template_problem(template)
                 if problem is None and template in templates[:index]:
                     problem = f"repeats templates[{relation!r}][{templates.index(template)}]"
                 if problem:
-                    raise self._error(f"templates[{relation!r}][{index}] {problem}")
-            self._templates[relation] = list(templates)
+                    raise self._error(f"{where}templates[{relation!r}][{index}] {problem}")
+            checked[relation] = list(templates)
+        return checked
 
     @classmethod
     def from_file(cls, path):
@@ -130,16 +164,32 @@ class Templates:
         templates = self.templates(relation)
         return templates[-1] if len(templates) >= MIN_TEMPLATES_FOR_PARAPHRASE else None
 
+    def novel_wordings(self, relation):
+        """Returns the `_novel_wordings` of `relation` (no method and no pretraining reads them); may be empty."""
+        return list(self._novel_wordings.get(relation, ()))
+
+    @property
+    def compositions(self):
+        """dict: `{(inner, outer): [template, ...]}` from `_compositions`, in file order."""
+        return {tuple(key.split(COMPOSITION_SEPARATOR)): list(templates)
+                for key, templates in self._compositions.items()}
+
     def validate(self, knowledge_graph):
         """Checks that the templates cover exactly the relations of `knowledge_graph`.
 
         Raises:
             TemplateError: naming the relations that have templates but no
-                facts, or facts but no templates.
+                facts, or facts but no templates, or a `_novel_wordings` /
+                `_compositions` relation the graph lacks.
         """
         unknown = [relation for relation in self._templates if not knowledge_graph.has_relation(relation)]
         if unknown:
             raise self._error(f"templates for relations the knowledge graph lacks: {_names(unknown)}")
+        optional = [(NOVEL_WORDINGS, relation) for relation in self._novel_wordings] + [
+            (COMPOSITIONS, relation) for key in self._compositions for relation in key.split(COMPOSITION_SEPARATOR)]
+        for section, relation in optional:
+            if not knowledge_graph.has_relation(relation):
+                raise self._error(f"{section}: relation {relation!r} is not in the knowledge graph")
         missing = [relation for relation in knowledge_graph.relations if relation not in self._templates]
         if missing:
             raise self._error(f"no templates for the knowledge graph's relations {_names(missing)}")
@@ -178,8 +228,12 @@ class Templates:
     # === Saving ===
 
     def to_dict(self):
-        """Returns `{relation: [template, ...]}`, as `Templates(...)` takes it."""
-        return {relation: list(templates) for relation, templates in self._templates.items()}
+        """Returns `{relation: [template, ...]}` (with the optional keys it has), as `Templates(...)` takes it."""
+        mapping = {relation: list(templates) for relation, templates in self._templates.items()}
+        for key, section in ((NOVEL_WORDINGS, self._novel_wordings), (COMPOSITIONS, self._compositions)):
+            if section:
+                mapping[key] = {name: list(templates) for name, templates in section.items()}
+        return mapping
 
     def save(self, path):
         """Writes the templates as JSON to `path`, atomically."""
@@ -188,7 +242,7 @@ class Templates:
     def __eq__(self, other):
         if not isinstance(other, Templates):
             return NotImplemented
-        return self._templates == other._templates
+        return self.to_dict() == other.to_dict()
 
     def __repr__(self):
         count = sum(len(templates) for templates in self._templates.values())

@@ -7,7 +7,7 @@ import numpy as np
 from kfine.errors import KfineError
 from kfine.knowledge.templates import Templates
 
-WHICH_TEMPLATES = ("training", "paraphrase", "all")
+WHICH_TEMPLATES = ("training", "paraphrase", "all", "novel")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,7 +60,9 @@ class Verbalizer:
       template of a relation with 3+ templates is left out);
     - `"paraphrase"`: only the reserved paraphrase templates (relations
       without one contribute nothing);
-    - `"all"`: every template.
+    - `"all"`: every template (what pretraining reads);
+    - `"novel"`: only the `_novel_wordings` (read by nothing but the
+      evaluator; relations without one contribute nothing).
 
     Args:
         templates: `Templates`.
@@ -84,7 +86,7 @@ class Verbalizer:
 
         Args:
             triples: iterable of `(subject, relation, object)`.
-            which: str. `"training"`, `"paraphrase"` or `"all"`.
+            which: str. One of `WHICH_TEMPLATES`.
             rng: None, int or `np.random.Generator`. When given, the
                 sentences are shuffled with it; otherwise they follow the
                 triples' order, templates in order within a triple.
@@ -124,7 +126,7 @@ class Verbalizer:
 
         Args:
             triples: iterable of `(subject, relation, object)`.
-            which: str. `"training"`, `"paraphrase"` or `"all"`.
+            which: str. One of `WHICH_TEMPLATES`.
 
         Returns:
             A list of `Prompt`.
@@ -146,4 +148,6 @@ class Verbalizer:
             return [paraphrase] if paraphrase is not None else []
         if which == "all":
             return self.templates.templates(relation)
+        if which == "novel":
+            return self.templates.novel_wordings(relation)
         raise KfineError(f"expected `which` among {WHICH_TEMPLATES}. Received: which={which!r}")

@@ -88,6 +88,7 @@ def fine_tune(task, pretrained, method, out_dir, seed=0, quick=False, log_dir=No
 
     def write_graph(staging):
         task.model_graph.save(os.path.join(staging, KNOWLEDGE_GRAPH_DIR))
+        task.templates.save(os.path.join(staging, TEMPLATES_FILE))  # compositions, and the keys of KG updates
         if hasattr(generator, "write_artifacts"):
             generator.write_artifacts(staging)
 
@@ -162,6 +163,8 @@ def load_fine_tuned(directory, knowledge_graph=None):
         ModelError: not a fine-tuned model directory, or a different KG.
     """
     import kfine.training.knowledge as knowledge  # registers KnowledgeLanguageModel
+    from kfine.layers import FactDatastore
+    from kfine.training.knowledge_add import KnowledgeAddGenerator
 
     if not is_fine_tuned(directory):
         raise ModelError(f"{directory}: not a `kfine finetune` output (no {METADATA_FILE} of kind {FINE_TUNED_KIND})")
@@ -174,13 +177,19 @@ def load_fine_tuned(directory, knowledge_graph=None):
             f"not with this one ({knowledge_graph.fingerprint()[:12]}…); pass the KG it was trained with"
         )
     model = load_keras_file(artifact_path(directory, MODEL_FILE, ModelError))
+    # Directories written before templates were saved beside the model have none.
+    templates_path = os.path.join(directory, TEMPLATES_FILE)
+    templates = Templates.from_file(templates_path) if os.path.exists(templates_path) else None
     if isinstance(model, knowledge.KnowledgeLanguageModel):
         model.injection.check_knowledge_graph(knowledge_graph)
         linker = EntityLinker(knowledge_graph, model.tokenizer)
-        return knowledge.KnowledgeGenerator(model, linker, endings=metadata.get("endings") or (".",))
+        return knowledge.KnowledgeGenerator(model, linker, endings=metadata.get("endings") or (".",),
+                                            templates=templates)
     for layer in model.layers:
         if hasattr(layer, "check_knowledge_graph"):  # e.g. the `model.add` path's datastore
             layer.check_knowledge_graph(knowledge_graph)
+    if templates is not None and isinstance(model.layers[-1], FactDatastore):
+        return KnowledgeAddGenerator(model, templates)
     return Generator(model, model.tokenizer)
 
 

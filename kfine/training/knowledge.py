@@ -18,6 +18,8 @@ import numpy as np
 import tensorflow as tf
 
 from kfine.callbacks import KnowledgeGraphProjector
+from kfine.knowledge.compositions import CompositionParser, composition_templates
+from kfine.knowledge.edits import triple_ids_in
 from kfine.knowledge.linker import EntityLinker
 from kfine.knowledge.templates import Templates
 from kfine.layers import KnowledgeInjectionLayer
@@ -160,15 +162,33 @@ class KnowledgeGenerator(Generator):
     after the answer. Prompts without a linked subject that has facts are
     completed by the LM alone.
 
+    A two-hop question asked in one of the templates' composition wordings
+    (`_compositions`, see `kfine.knowledge.compositions`; "The capital of the
+    country Lyon lies in is") is answered hop by hop: the composition
+    template says which relations, the model's pointer answers the inner
+    question ("Lyon is a city in" -> France) and then the outer one about
+    that answer ("The capital of France is" -> Paris), each asked in the
+    relation's first training template. Each hop is the model's own pick
+    over its KG, so an error in either hop is the answer's error, and the
+    answer's confidence is the product of the two picks' probabilities.
+
+    `update_knowledge(kg)` swaps the facts the model reads for an edited KG's,
+    with no gradient step.
+
     Args:
         model: `KnowledgeLanguageModel`.
         linker: `EntityLinker` over the model's KG, with the model's tokenizer.
         endings: list of str. Sentence endings allowed after a copied entity.
+        templates: `Templates` or None. Their compositions are answered hop
+            by hop; None: no composition wordings.
     """
 
-    def __init__(self, model, linker, endings=(".",), **kwargs):
+    def __init__(self, model, linker, endings=(".",), templates=None, **kwargs):
         super().__init__(model, model.tokenizer, **kwargs)
         self.linker = linker
+        self.templates = templates
+        self._compositions = CompositionParser(
+            composition_templates(templates, linker.knowledge_graph) if templates is not None else {})
         self.endings = sorted(set(endings))
         eos = [self.tokenizer.eos_id]
         self._endings = [row + eos for row in self.tokenizer.encode_batch(self.endings, add_bos=False)]
@@ -223,13 +243,26 @@ class KnowledgeGenerator(Generator):
             picked.extend((chosen - 1).tolist())  # "no fact" or an empty slot (0) gives -1: nothing to copy
         return picked, probabilities
 
+    def update_knowledge(self, knowledge_graph):
+        """Answers from `knowledge_graph` from now on, with no gradient step.
+
+        The injection layer's fact tables and KG encoder edges are rewritten
+        (`KnowledgeInjectionLayer.update_facts`); the linker and every weight
+        stay. `knowledge_graph` may only use the entities and relations of
+        the KG the model was trained with, and keep the number of facts of
+        each relation, as an edit that replaces objects does.
+
+        Raises:
+            KfineError: an entity or relation the model has no row for.
+        """
+        self.model.injection.update_facts(triple_ids_in(self.linker.knowledge_graph, knowledge_graph))
+
     def generate_ids(self, prompts, max_new_tokens=16, allowed=None):
         return self._generate(prompts, max_new_tokens, allowed)[0]
 
     def generate_with_confidence(self, prompts, max_new_tokens=16, allowed=None):
         """`(texts, confidences)`: a copied answer's confidence is the pointer's probability of its
         fact; an answer the LM writes alone gets its sentence probability."""
-        prompts = list(prompts)
         completions, rows, pointer_probabilities = self._generate(prompts, max_new_tokens, allowed)
         uncopied = [index for index, probability in enumerate(pointer_probabilities) if probability is None]
         confidences = list(pointer_probabilities)
@@ -240,8 +273,48 @@ class KnowledgeGenerator(Generator):
         return self.tokenizer.decode_batch(completions), confidences
 
     def _generate(self, prompts, max_new_tokens, allowed):
-        """`(completions, prompt rows, pointer probability or None per uncopied row)`."""
-        rows = self.tokenizer.encode_batch(list(prompts))
+        """`(completions, prompt rows, pointer probability or None per row the LM completed alone)`."""
+        prompts = list(prompts)
+        rows = self.tokenizer.encode_batch(prompts)
+        answers = self._composed_answers(prompts) if allowed is None else {}
+        rest = [index for index in range(len(prompts)) if index not in answers]
+        if rest:
+            completions, probabilities = self._single_hop_ids([rows[index] for index in rest], max_new_tokens,
+                                                              allowed)
+            answers.update(zip(rest, zip(completions, probabilities)))
+        return ([answers[index][0] for index in range(len(prompts))], rows,
+                [answers[index][1] for index in range(len(prompts))])
+
+    def _composed_answers(self, prompts):
+        """`{index: (completion ids, probability)}` for the prompts in a composition wording whose two hops
+        both pick a fact."""
+        parsed = {index: self._compositions.parse(prompt) for index, prompt in enumerate(prompts)}
+        parsed = {index: parts for index, parts in parsed.items() if parts is not None}
+        names = self.linker.knowledge_graph.entities
+        middles, middle_probabilities = self._hop([(inner, subject) for inner, _, subject, _ in parsed.values()])
+        answers = iter(zip(*self._hop([(outer, names[middle]) for (_, outer, _, _), middle
+                                       in zip(parsed.values(), middles) if middle >= 0])))
+        composed = {}
+        for (index, (_, _, _, suffix)), middle, middle_probability in zip(parsed.items(), middles,
+                                                                         middle_probabilities):
+            answer, probability = next(answers) if middle >= 0 else (-1, 0.0)
+            if answer >= 0:
+                ending = self.tokenizer.encode(suffix, add_bos=False) if suffix else []
+                composed[index] = (self._name_ids[answer] + ending, middle_probability * probability)
+        return composed
+
+    def _hop(self, questions):
+        """`(picked, probabilities)` of the pointer for each `(relation, subject)`, asked in the relation's first
+        template."""
+        if not questions:
+            return [], []
+        prompts = [Templates.prompt(self.templates.training_templates(relation)[0], subject)
+                   for relation, subject in questions]
+        rows = self.tokenizer.encode_batch(prompts)
+        return self.pick_entities(rows, [self.linker.entity_ids_per_token(row) for row in rows])
+
+    def _single_hop_ids(self, rows, max_new_tokens, allowed):
+        """`(completions, pointer probability or None per row)` for prompt rows asked in one hop."""
         entity_rows = [self.linker.entity_ids_per_token(row) for row in rows]
         picked, probabilities = self.pick_entities(rows, entity_rows, allowed)
         completions = [None] * len(rows)
@@ -254,7 +327,7 @@ class KnowledgeGenerator(Generator):
                 completions[index] = tail
         for index, ending in zip(copied, self._best_endings(rows, entity_rows, picked, copied)):
             completions[index] = self._name_ids[picked[index]] + ending[:-1]  # [EOS] dropped
-        return completions, rows, [probabilities[i] if picked[i] >= 0 else None for i in range(len(rows))]
+        return completions, [probabilities[i] if picked[i] >= 0 else None for i in range(len(rows))]
 
     def _best_endings(self, rows, entity_rows, picked, indices):
         """For each row in `indices`, the allowed ending the LM finds most likely after the copied name."""
@@ -354,4 +427,4 @@ def train_knowledge_model(task, pretrained, seed, log_dir, quick=False, verbose=
     )
     endings = [Templates.suffix(template) for relation in task.templates.relations
                for template in task.templates.training_templates(relation)]
-    return KnowledgeGenerator(model, linker, endings=endings)
+    return KnowledgeGenerator(model, linker, endings=endings, templates=task.templates)

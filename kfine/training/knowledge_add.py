@@ -9,11 +9,47 @@ of the model's KG: a prompt about a subject that never appeared in training
 text finds the keys of that subject's facts and copies the object's name
 token by token. The datastore is made after fine-tuning, so its keys match
 the final backbone (keys made before would go stale as the backbone trains).
+`KnowledgeAddGenerator.update_knowledge(kg)` rebuilds the datastore from an
+edited KG, with no gradient step.
 """
 
-from kfine.layers import KnowledgeInjectionLayer
+import tensorflow as tf
+
+from kfine.errors import KfineError
+from kfine.layers import FactDatastore, KnowledgeInjectionLayer
 from kfine.models.generation import Generator
 from kfine.training.baseline import fine_tune_baseline
+
+
+class KnowledgeAddGenerator(Generator):
+    """Generation with a `CausalLanguageModel` whose last layer is a `FactDatastore`, which KG edits reach.
+
+    Args:
+        model: `CausalLanguageModel` ending in a `FactDatastore`.
+        templates: `Templates` the datastore's keys are written with.
+        **kwargs: `Generator` arguments.
+    """
+
+    def __init__(self, model, templates, **kwargs):
+        super().__init__(model, model.tokenizer, **kwargs)
+        if not isinstance(model.layers[-1], FactDatastore):
+            raise KfineError(f"model: its last layer must be a FactDatastore. Received: {model.layers[-1].name!r}")
+        self.templates = templates
+
+    def update_knowledge(self, knowledge_graph):
+        """Answers from `knowledge_graph` from now on: the datastore is rebuilt from its facts.
+
+        The keys are the model's hidden states over the new facts (what
+        `FactDatastore.from_model` computes); no weight changes. Any KG the
+        tokenizer can write works, new entities included.
+        """
+        old = self.model.layers[-1]
+        new = FactDatastore.from_model(self.model, knowledge_graph, self.templates, top_k=old.top_k,
+                                       temperature=old.temperature, interpolation=old.interpolation, name=old.name)
+        self.model.pop(rebuild=False)
+        self.model.add(new)
+        # The traced generation loop holds the old datastore's weights.
+        self._loop = tf.function(self._sample, reduce_retracing=True)
 
 
 def fine_tune_knowledge_add(task, pretrained, seed, log_dir, quick=False, verbose=0):
@@ -23,4 +59,4 @@ def fine_tune_knowledge_add(task, pretrained, seed, log_dir, quick=False, verbos
     layer = KnowledgeInjectionLayer(task.model_graph, templates=task.templates, name="knowledge_injection")
     # What `model.add(layer)` does, with a progress bar when verbose.
     model.add(layer.for_language_model(model, verbose=verbose))
-    return Generator(model, model.tokenizer)
+    return KnowledgeAddGenerator(model, task.templates)

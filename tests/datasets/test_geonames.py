@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from kfine.datasets.geonames import MAX_ALIASES, build_geonames, default_kg_files, write_geonames
+from kfine.datasets.geonames import CACHE_NAME, MAX_ALIASES, build_geonames, default_kg_files, write_geonames
 from kfine.knowledge import KnowledgeGraph, Templates
 
 RELATIONS = ["capital", "continent", "country", "currency", "neighbour", "timezone"]
@@ -83,7 +83,7 @@ def test_written_files_load_back(tmp_path, geonames):
 def test_default_kg_files_are_written_once(tmp_path, monkeypatch):
     monkeypatch.setenv("KFINE_CACHE", str(tmp_path))
     paths = default_kg_files()
-    assert paths["triples"] == str(tmp_path / "geonames-v1" / "triples.tsv")
+    assert paths["triples"] == str(tmp_path / CACHE_NAME / "triples.tsv")
     written = {key: os.stat(path).st_mtime_ns for key, path in paths.items()}
     os.utime(paths["triples"], ns=(1, 1))
     assert default_kg_files() == paths

@@ -269,11 +269,13 @@ def test_entity_ids_per_token(linker, tokenizer, graph):
     token_ids = tokenizer.encode("Paris is in France.", add_eos=True)
     paris, france = len(tokenizer.encode("Paris", add_bos=False)), len(tokenizer.encode("France", add_bos=False))
     is_in = len(tokenizer.encode("is in", add_bos=False))
+    # Causal: a name's id appears at its last token, once the tokens so far spell it out.
     expected = (
-        [NO_ENTITY]
-        + [graph.entity_id("Paris") + 1] * paris
+        [NO_ENTITY] * paris
+        + [graph.entity_id("Paris") + 1]
         + [NO_ENTITY] * is_in
-        + [graph.entity_id("France") + 1] * france
+        + [NO_ENTITY] * (france - 1)
+        + [graph.entity_id("France") + 1]
         + [NO_ENTITY] * 2
     )
     assert linker.entity_ids_per_token(token_ids) == expected
@@ -322,6 +324,28 @@ def test_in_graph_equals_eager_on_batches(linker, tokenizer):
     assert dense.numpy().tolist() == tf.ragged.constant(expected).to_tensor(shape=dense.shape).numpy().tolist()
     assert linker.entity_ids_tensor(token_ids[1]).numpy().tolist() == expected[1]
     assert any(any(row) for row in expected)
+
+
+def test_entity_ids_never_use_a_later_token(linker, tokenizer):
+    """The id at position t is the same whatever follows t: the linker reads tokens <= t only."""
+    rows = [tokenizer.encode(sentence, add_eos=True) for sentence in SENTENCES[::4]]
+    vocabulary_size = len(tokenizer.vocabulary)
+    rng = np.random.default_rng(0)
+    for row in rows:
+        eager = linker.entity_ids_per_token(row)
+        in_graph = linker.entity_ids_tensor(tf.constant(row)).numpy().tolist()
+        assert in_graph == eager
+        for position in range(len(row)):
+            # Tokens after t replaced: by nothing, by random ids, by another sentence's tail.
+            for tail in ([], rng.integers(1, vocabulary_size, size=5).tolist(), rows[0][position + 1 :]):
+                changed = row[: position + 1] + tail
+                assert linker.entity_ids_per_token(changed)[position] == eager[position]
+                assert linker.entity_ids_tensor(tf.constant(changed)).numpy()[position] == eager[position]
+    # A longer name that starts with a shorter one: the shorter at its own tokens, the longer at its last.
+    andorra, vella = tokenizer.encode("Andorra", add_bos=False), tokenizer.encode("Andorra la Vella", add_bos=False)
+    per_token = linker.entity_ids_per_token(vella)
+    assert per_token[len(andorra) - 1] == linker.knowledge_graph.entity_id("Andorra") + 1
+    assert per_token[-1] == linker.knowledge_graph.entity_id("Andorra la Vella") + 1
 
 
 def test_in_graph_edge_shapes(linker):

@@ -21,7 +21,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def test_splits_and_sizes():
-    assert SPLITS == ("seen", "heldout", "unknown", "unknown-inferable", "paraphrase")
+    assert SPLITS == ("seen", "heldout", "unknown", "unknown-inferable", "paraphrase", "novel-wording", "multihop")
     assert FULL == TaskSize(None, None)
     assert (QUICK.finetune_subjects, QUICK.prompts_per_split) == (150, 200)
 
