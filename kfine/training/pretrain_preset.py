@@ -108,7 +108,8 @@ def pretrain_preset(task, out_dir, architecture="gpt2", seed=0, epochs=40, batch
     dataset = tf.data.Dataset.from_tensor_slices(sentences).shuffle(len(sentences), seed=seed).batch(batch_size)
     callbacks = [keras.callbacks.TensorBoard(log_dir)] if log_dir else []
     started = time.time()
-    history = causal_lm.fit(dataset, epochs=epochs, callbacks=callbacks, verbose=verbose)
+    # shuffle=False: the dataset reshuffles itself each epoch (Keras would only warn that it cannot).
+    history = causal_lm.fit(dataset, epochs=epochs, callbacks=callbacks, verbose=verbose, shuffle=False)
     training_seconds = time.time() - started
     prompts = seen_fact_prompts(task, pretrain_triples)
     seen = rates(judge_prompts(PresetCompleter(causal_lm), task.knowledge_graph, prompts))

@@ -63,6 +63,10 @@ def test_special_tokens_are_the_architectures_own(presets):
     tokenizers = {architecture: presets[architecture][1].preprocessor.tokenizer for architecture in ARCHITECTURES}
     gpt2, llama, gemma = tokenizers["gpt2"], tokenizers["llama"], tokenizers["gemma"]
     assert gpt2.id_to_token(gpt2.end_token_id) == "<|endoftext|>" == gpt2.id_to_token(gpt2.start_token_id)
+    assert gpt2.end_token_id == gpt2.vocabulary_size() - 1  # as in GPT-2's own vocabulary
+    for tokenizer in tokenizers.values():
+        # keras-hub pads with `pad_token_id`, and a padded slot that reads as the end token stops generation.
+        assert tokenizer.end_token_id != tokenizer.pad_token_id
     assert [llama.id_to_token(i) for i in (0, 1, 2)] == ["<unk>", "<s>", "</s>"]
     assert (llama.start_token_id, llama.end_token_id) == (1, 2)
     assert [gemma.id_to_token(i) for i in (0, 1, 2, 3)] == ["<pad>", "<eos>", "<bos>", "<unk>"]
@@ -101,6 +105,7 @@ def test_presets_load_and_generate_in_a_process_without_kfine(presets, tmp_path)
         generated = report[architecture]["generated"]
         assert len(generated) == len(PROMPTS)
         assert all(text.startswith(prompt) for text, prompt in zip(generated, PROMPTS)), generated
+        assert any(len(text) > len(prompt) for text, prompt in zip(generated, PROMPTS)), generated
         # The reloaded weights are the saved ones: the same logits as the model that wrote the preset.
         x, _, _ = causal_lm.preprocessor(PROMPTS)
         np.testing.assert_allclose(np.load(f"{folder}.logits.npy"), np.asarray(causal_lm(x)), atol=1e-5)
