@@ -31,11 +31,31 @@ def pretrain_corpus(task, corpus_templates="all"):
     return pretrain_triples, task.verbalizer.sentences(pretrain_triples, which=corpus_templates)
 
 
-def seen_fact_prompts(task, pretrain_triples):
-    """Every `SEEN_FACT_STRIDE`-th pretrain prompt with its gold objects: the model card's seen-fact check."""
+def pretrain_record(task, generator, pretrain_triples, sentences, corpus_templates, history, training_seconds,
+                    command):
+    """What every pretrained model's `training.json` records of its KG, corpus, run and seen facts.
+
+    The seen-fact accuracy is that of `generator`'s greedy completions (see
+    `judge_prompts`) of every `SEEN_FACT_STRIDE`-th pretrain prompt.
+    """
     graph = task.knowledge_graph
-    return [(prompt, graph.objects(prompt.subject, prompt.relation))
-            for prompt in task.verbalizer.prompts(pretrain_triples)][::SEEN_FACT_STRIDE]
+    prompts = [(prompt, graph.objects(prompt.subject, prompt.relation))
+               for prompt in task.verbalizer.prompts(pretrain_triples)][::SEEN_FACT_STRIDE]
+    seen = rates(judge_prompts(generator, graph, prompts))
+    return {
+        "kg_fingerprint": graph.fingerprint(),
+        "kg_stats": {key: value for key, value in graph.stats().items() if isinstance(value, (int, float))},
+        "split_seed": task.split_seed,
+        "corpus_sentences": len(sentences),
+        "corpus_facts": len(pretrain_triples),
+        "corpus_templates": corpus_templates,
+        "training_seconds": round(training_seconds, 1),
+        "final_loss": round(float(history.history["loss"][-1]), 4),
+        "seen_fact_prompts": len(prompts),
+        "seen_fact_accuracy": round(seen["accuracy"], 4),
+        "seen_fact_hallucination_rate": round(seen["hallucination_rate"], 4),
+        "command": command,
+    }
 
 
 def pretrain(task, out_dir, seed=0, epochs=40, batch_size=64, learning_rate=2e-3, vocabulary_size=2000,
@@ -82,13 +102,8 @@ def pretrain(task, out_dir, seed=0, epochs=40, batch_size=64, learning_rate=2e-3
     history = train_mle(model, sentences, epochs=epochs, batch_size=batch_size,
                         learning_rate=learning_rate, seed=seed, callbacks=callbacks, verbose=verbose)
     training_seconds = time.time() - started
-    prompts = seen_fact_prompts(task, pretrain_triples)
-    seen = rates(judge_prompts(Generator(model, tokenizer), graph, prompts))
     metadata = {
         "kind": "kfine-causal-lm",
-        "kg_fingerprint": graph.fingerprint(),
-        "kg_stats": {key: value for key, value in graph.stats().items() if isinstance(value, (int, float))},
-        "split_seed": task.split_seed,
         "seed": seed,
         "epochs": epochs,
         "batch_size": batch_size,
@@ -96,15 +111,8 @@ def pretrain(task, out_dir, seed=0, epochs=40, batch_size=64, learning_rate=2e-3
         "architecture": architecture,
         "vocabulary_size": tokenizer.vocabulary_size,
         "parameters": int(model.count_params()),
-        "corpus_sentences": len(sentences),
-        "corpus_facts": len(pretrain_triples),
-        "corpus_templates": corpus_templates,
-        "training_seconds": round(training_seconds, 1),
-        "final_loss": round(float(history.history["loss"][-1]), 4),
-        "seen_fact_prompts": len(prompts),
-        "seen_fact_accuracy": round(seen["accuracy"], 4),
-        "seen_fact_hallucination_rate": round(seen["hallucination_rate"], 4),
-        "command": command,
+        **pretrain_record(task, Generator(model, tokenizer), pretrain_triples, sentences, corpus_templates, history,
+                          training_seconds, command),
     }
     save_model(model, out_dir, metadata=metadata, card=model_card(metadata))
     return metadata

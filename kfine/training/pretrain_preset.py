@@ -13,10 +13,8 @@ import time
 import keras
 
 from kfine.errors import KfineError
-from kfine.evaluation.evaluate import judge_prompts
-from kfine.evaluation.metrics import rates
 from kfine.models.preset_builder import build_hub_causal_lm, check_architecture, save_preset, train_tokenizer
-from kfine.training.pretrain import CORPUS_TEMPLATES, CORPUS_WORDING, pretrain_corpus, seen_fact_prompts
+from kfine.training.pretrain import CORPUS_TEMPLATES, CORPUS_WORDING, pretrain_corpus, pretrain_record
 
 PRESET_KIND = "keras-hub-causal-lm-preset"
 # The width of kfine's own pretrained LM; Llama and Gemma use full (not grouped) attention at this size.
@@ -111,16 +109,10 @@ def pretrain_preset(task, out_dir, architecture="gpt2", seed=0, epochs=40, batch
     # shuffle=False: the dataset reshuffles itself each epoch (Keras would only warn that it cannot).
     history = causal_lm.fit(dataset, epochs=epochs, callbacks=callbacks, verbose=verbose, shuffle=False)
     training_seconds = time.time() - started
-    prompts = seen_fact_prompts(task, pretrain_triples)
-    seen = rates(judge_prompts(PresetCompleter(causal_lm), task.knowledge_graph, prompts))
-    graph = task.knowledge_graph
     metadata = {
         "kind": PRESET_KIND,
         "architecture": architecture,
         "causal_lm_class": type(causal_lm).__name__,
-        "kg_fingerprint": graph.fingerprint(),
-        "kg_stats": {key: value for key, value in graph.stats().items() if isinstance(value, (int, float))},
-        "split_seed": task.split_seed,
         "seed": seed,
         "epochs": epochs,
         "batch_size": batch_size,
@@ -128,15 +120,8 @@ def pretrain_preset(task, out_dir, architecture="gpt2", seed=0, epochs=40, batch
         "dims": dims,
         "vocabulary_size": tokenizer.vocabulary_size(),
         "parameters": int(causal_lm.count_params()),
-        "corpus_sentences": len(sentences),
-        "corpus_facts": len(pretrain_triples),
-        "corpus_templates": corpus_templates,
-        "training_seconds": round(training_seconds, 1),
-        "final_loss": round(float(history.history["loss"][-1]), 4),
-        "seen_fact_prompts": len(prompts),
-        "seen_fact_accuracy": round(seen["accuracy"], 4),
-        "seen_fact_hallucination_rate": round(seen["hallucination_rate"], 4),
-        "command": command,
+        **pretrain_record(task, PresetCompleter(causal_lm), pretrain_triples, sentences, corpus_templates, history,
+                          training_seconds, command),
     }
     save_preset(causal_lm, out_dir, metadata=metadata, card=preset_card(metadata))
     return metadata
