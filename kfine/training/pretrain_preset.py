@@ -128,7 +128,7 @@ def pretrain_preset(task, out_dir, architecture="gpt2", seed=0, epochs=40, batch
 
 
 _TOKENIZERS = {
-    "gpt2": "byte-level BPE (GPT-2's `<|endoftext|>` as start, end and padding token)",
+    "gpt2": "byte-level BPE (GPT-2's `<|endoftext|>` as start and end token, the last id)",
     "llama": "SentencePiece BPE with byte fallback (`<unk>`, `<s>`, `</s>`)",
     "gemma": "SentencePiece BPE with byte fallback (`<pad>`, `<eos>`, `<bos>`, `<unk>`)",
 }

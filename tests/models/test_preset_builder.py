@@ -91,6 +91,7 @@ print(json.dumps(report))
 """.replace("PROMPTS", repr(PROMPTS))
 
 
+@pytest.mark.slow
 def test_presets_load_and_generate_in_a_process_without_kfine(presets, tmp_path):
     folders = {architecture: folder for architecture, (folder, _) in presets.items()}
     environment = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
