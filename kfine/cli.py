@@ -118,13 +118,19 @@ def cmd_data(args):
 def cmd_pretrain(args):
     from kfine.knowledge.task import FactTask
     from kfine.training.pretrain import pretrain
+    from kfine.training.pretrain_preset import pretrain_preset
 
+    _check_out(args.out)
     task = FactTask.from_files(**_kg_files(args), split_seed=args.split_seed)
     log_dir = args.logdir or os.path.join("runs", "pretrain")
-    print(f"pretraining on {task.knowledge_graph!r}; TensorBoard logs in {log_dir}")
-    metadata = pretrain(task, args.out, seed=args.seed, epochs=args.epochs, log_dir=log_dir,
-                        command=_command_line(), verbose=1 if sys.stdout.isatty() else 2,
-                        corpus_templates=args.corpus_templates)
+    print(f"pretraining a {args.architecture} model on {task.knowledge_graph!r}; TensorBoard logs in {log_dir}")
+    options = dict(seed=args.seed, epochs=args.epochs, log_dir=log_dir, command=_command_line(),
+                   verbose=1 if sys.stdout.isatty() else 2, corpus_templates=args.corpus_templates,
+                   vocabulary_size=args.vocabulary_size)
+    if args.architecture == "kfine":
+        metadata = pretrain(task, args.out, **options)
+    else:
+        metadata = pretrain_preset(task, args.out, architecture=args.architecture, **options)
     print(f"saved {args.out}: final loss {metadata['final_loss']}, "
           f"seen-fact accuracy {metadata['seen_fact_accuracy']} in {metadata['training_seconds']} s")
 
@@ -284,6 +290,12 @@ def build_parser():
     pretrain.add_argument("--corpus-templates", default="all", choices=["all", "training"],
                           help="templates of the corpus: all (default, the reserved paraphrase ones included) "
                                "or training (the paraphrase wording stays new to the LM)")
+    pretrain.add_argument("--architecture", default="kfine", choices=["kfine", "gpt2", "llama", "gemma"],
+                          help="kfine (its own LM, WordPiece; default) or a keras-hub CausalLM written as a preset "
+                               "that keras_hub.models.CausalLM.from_preset loads without kfine: gpt2 (byte-level "
+                               "BPE), llama or gemma (SentencePiece); every tokenizer is learned from the corpus")
+    pretrain.add_argument("--vocabulary-size", type=_positive_int, default=2000,
+                          help="tokenizer vocabulary size (at least 300 for the keras-hub architectures)")
     pretrain.set_defaults(run=cmd_pretrain)
 
     generate = commands.add_parser("generate", help="complete prompts with a model")

@@ -181,8 +181,11 @@ def build_preset(architecture, sentences, folder, vocabulary_size=TINY_VOCABULAR
         The keras-hub `CausalLM` that was saved.
     """
     check_architecture(architecture)
-    tokenizer = train_tokenizer(architecture, sentences, vocabulary_size)
+    # Seeding first: `keras.utils.set_random_seed` clears TensorFlow's kernel
+    # cache, which drops the SentencePiece op of a tokenizer made before it
+    # (its tf.data use then fails with "SentencepieceResource does not exist").
     keras.utils.set_random_seed(seed)
+    tokenizer = train_tokenizer(architecture, sentences, vocabulary_size)
     causal_lm = build_hub_causal_lm(architecture, tokenizer, **dims)
     save_preset(causal_lm, folder)
     return causal_lm

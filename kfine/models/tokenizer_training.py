@@ -41,7 +41,7 @@ def train_byte_level_bpe(sentences, vocabulary_size):
     Args:
         sentences: list of str. The corpus.
         vocabulary_size: int. Vocabulary size, the 256 bytes and
-            `<|endoftext|>` (id 0) included.
+            `<|endoftext|>` (the last id) included.
 
     Returns:
         `(vocabulary, merges)`: a `{token: id}` dict and a list of
@@ -60,7 +60,14 @@ def train_byte_level_bpe(sentences, vocabulary_size):
     model = json.loads(tokenizer.to_str())["model"]
     # `tokenizers` writes a merge as a pair (newer versions) or as "left right".
     merges = [merge if isinstance(merge, str) else " ".join(merge) for merge in model["merges"]]
-    return model["vocab"], merges
+    # The trainer puts the special token first, but keras-hub pads GPT-2 with
+    # id 0 and generation stops at the end token: at id 0 every padded slot
+    # would read as "ended" and nothing would be generated. Like GPT-2's own
+    # vocabulary, the end-of-text token goes last.
+    tokens = sorted(model["vocab"], key=model["vocab"].get)
+    tokens.remove(GPT2_END_OF_TEXT)
+    vocabulary = {token: index for index, token in enumerate(tokens + [GPT2_END_OF_TEXT])}
+    return vocabulary, merges
 
 
 def train_sentencepiece(sentences, vocabulary_size, special_pieces):

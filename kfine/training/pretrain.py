@@ -19,6 +19,45 @@ CORPUS_TEMPLATES = ("all", "training")
 ARCHITECTURE = {"num_layers": 2, "hidden_dim": 128, "num_heads": 4, "intermediate_dim": 512, "sequence_length": 64}
 
 
+def pretrain_corpus(task, corpus_templates="all"):
+    """`(pretrain_triples, sentences)`: the pretrain split of `task` and its verbalization.
+
+    `corpus_templates` is `"all"` (every template) or `"training"` (the
+    reserved paraphrase templates left out; see `pretrain`).
+    """
+    if corpus_templates not in CORPUS_TEMPLATES:
+        raise ValueError(f"`corpus_templates` must be one of {CORPUS_TEMPLATES}. Received: corpus_templates={corpus_templates!r}")
+    pretrain_triples = task.splits.training_triples("pretrain")
+    return pretrain_triples, task.verbalizer.sentences(pretrain_triples, which=corpus_templates)
+
+
+def pretrain_record(task, generator, pretrain_triples, sentences, corpus_templates, history, training_seconds,
+                    command):
+    """What every pretrained model's `training.json` records of its KG, corpus, run and seen facts.
+
+    The seen-fact accuracy is that of `generator`'s greedy completions (see
+    `judge_prompts`) of every `SEEN_FACT_STRIDE`-th pretrain prompt.
+    """
+    graph = task.knowledge_graph
+    prompts = [(prompt, graph.objects(prompt.subject, prompt.relation))
+               for prompt in task.verbalizer.prompts(pretrain_triples)][::SEEN_FACT_STRIDE]
+    seen = rates(judge_prompts(generator, graph, prompts))
+    return {
+        "kg_fingerprint": graph.fingerprint(),
+        "kg_stats": {key: value for key, value in graph.stats().items() if isinstance(value, (int, float))},
+        "split_seed": task.split_seed,
+        "corpus_sentences": len(sentences),
+        "corpus_facts": len(pretrain_triples),
+        "corpus_templates": corpus_templates,
+        "training_seconds": round(training_seconds, 1),
+        "final_loss": round(float(history.history["loss"][-1]), 4),
+        "seen_fact_prompts": len(prompts),
+        "seen_fact_accuracy": round(seen["accuracy"], 4),
+        "seen_fact_hallucination_rate": round(seen["hallucination_rate"], 4),
+        "command": command,
+    }
+
+
 def pretrain(task, out_dir, seed=0, epochs=40, batch_size=64, learning_rate=2e-3, vocabulary_size=2000,
              log_dir=None, command=None, verbose=1, architecture=None, corpus_templates="all"):
     """Learns a tokenizer and trains a fresh LM on `task`'s pretrain split.
@@ -51,11 +90,8 @@ def pretrain(task, out_dir, seed=0, epochs=40, batch_size=64, learning_rate=2e-3
     Returns:
         The metadata dict written to `training.json`.
     """
-    if corpus_templates not in CORPUS_TEMPLATES:
-        raise ValueError(f"`corpus_templates` must be one of {CORPUS_TEMPLATES}. Received: corpus_templates={corpus_templates!r}")
+    pretrain_triples, sentences = pretrain_corpus(task, corpus_templates)
     keras.utils.set_random_seed(seed)
-    pretrain_triples = task.splits.training_triples("pretrain")
-    sentences = task.verbalizer.sentences(pretrain_triples, which=corpus_templates)
     graph = task.knowledge_graph
     names = [name for entity in graph.entities for name in graph.names(entity)]
     tokenizer = WordPieceTokenizer.learn(sentences, vocabulary_size=vocabulary_size, coverage_texts=names)
@@ -66,14 +102,8 @@ def pretrain(task, out_dir, seed=0, epochs=40, batch_size=64, learning_rate=2e-3
     history = train_mle(model, sentences, epochs=epochs, batch_size=batch_size,
                         learning_rate=learning_rate, seed=seed, callbacks=callbacks, verbose=verbose)
     training_seconds = time.time() - started
-    prompts = [(prompt, graph.objects(prompt.subject, prompt.relation))
-               for prompt in task.verbalizer.prompts(pretrain_triples)][::SEEN_FACT_STRIDE]
-    seen = rates(judge_prompts(Generator(model, tokenizer), graph, prompts))
     metadata = {
         "kind": "kfine-causal-lm",
-        "kg_fingerprint": graph.fingerprint(),
-        "kg_stats": {key: value for key, value in graph.stats().items() if isinstance(value, (int, float))},
-        "split_seed": task.split_seed,
         "seed": seed,
         "epochs": epochs,
         "batch_size": batch_size,
@@ -81,21 +111,14 @@ def pretrain(task, out_dir, seed=0, epochs=40, batch_size=64, learning_rate=2e-3
         "architecture": architecture,
         "vocabulary_size": tokenizer.vocabulary_size,
         "parameters": int(model.count_params()),
-        "corpus_sentences": len(sentences),
-        "corpus_facts": len(pretrain_triples),
-        "corpus_templates": corpus_templates,
-        "training_seconds": round(training_seconds, 1),
-        "final_loss": round(float(history.history["loss"][-1]), 4),
-        "seen_fact_prompts": len(prompts),
-        "seen_fact_accuracy": round(seen["accuracy"], 4),
-        "seen_fact_hallucination_rate": round(seen["hallucination_rate"], 4),
-        "command": command,
+        **pretrain_record(task, Generator(model, tokenizer), pretrain_triples, sentences, corpus_templates, history,
+                          training_seconds, command),
     }
     save_model(model, out_dir, metadata=metadata, card=model_card(metadata))
     return metadata
 
 
-_CORPUS_WORDING = {
+CORPUS_WORDING = {
     "all": "every template (the reserved paraphrase ones too: the LM knows that wording, no fine-tuning method sees it)",
     "training": "the training templates only (the paraphrase wording is new to the LM)",
 }
@@ -120,7 +143,7 @@ model = keras.models.load_model("model.keras")  # a kfine CausalLanguageModel (k
 The pretrain split (subject split seed {metadata['split_seed']}) of the knowledge graph with
 fingerprint `{metadata['kg_fingerprint'][:16]}…` ({metadata['kg_stats'].get('num_entities')} entities,
 {metadata['kg_stats'].get('num_triples')} triples): {metadata['corpus_facts']} facts verbalized with
-{_CORPUS_WORDING[metadata.get('corpus_templates', 'training')]} into {metadata['corpus_sentences']} sentences.
+{CORPUS_WORDING[metadata.get('corpus_templates', 'training')]} into {metadata['corpus_sentences']} sentences.
 Held-out and unknown subjects never appear in this corpus.
 
 ## Training
