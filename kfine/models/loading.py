@@ -140,7 +140,7 @@ def copy_model(model):
     The copy trains apart from `model` (a frozen reference, a second trainer
     on the same start). Its dropout draws new seeds from the global
     generators when it is built, as any new layer does: a run that must not
-    depend on what ran before reseeds it (`kfine.training.seeding.seed_training`).
+    depend on what ran before reseeds it (`kfine.models.seeding.seed_training`).
 
     Raises:
         ModelError: `model`'s config does not build it (a subclassed model is
