@@ -8,8 +8,8 @@ Run from the repository root after `make install` (or inside `make demo`'s .venv
 import keras
 
 import kfine
-from kfine.datasets.geonames import default_kg_files
 from kfine.bench import run_bench
+from kfine.datasets.geonames import default_kg_files
 from kfine.models.shipped import shipped_model_path
 
 files = default_kg_files()  # writes the geonames KG once into ~/.cache/kfine

@@ -26,12 +26,12 @@ import kfine
 from kfine.datasets.geonames import default_kg_files
 from kfine.evaluation.evaluate import judge_prompts
 from kfine.evaluation.metrics import rates
-from kfine.knowledge.task import QUICK, FactTask
 from kfine.knowledge.linker import EntityLinker
+from kfine.knowledge.task import QUICK, FactTask
 from kfine.layers import KnowledgeInjectionLayer
+from kfine.models.batches import token_batches
 from kfine.models.generation import Generator
 from kfine.models.shipped import shipped_model_path
-from kfine.models.batches import token_batches
 from kfine.training.knowledge import fine_tune_knowledge
 from kfine.training.mle import next_token_loss
 

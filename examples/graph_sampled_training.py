@@ -18,10 +18,10 @@ import json
 import os
 
 import kfine.graph
-from kfine.knowledge.graph import KnowledgeGraph
 from kfine.datasets.geonames import default_kg_files
 from kfine.evaluation.evaluate import judge_prompts
 from kfine.evaluation.metrics import CORRECT, mean_and_std, rates
+from kfine.knowledge.graph import KnowledgeGraph
 from kfine.knowledge.task import QUICK, FactTask
 from kfine.models.loading import load_metadata
 from kfine.models.shipped import shipped_model_path

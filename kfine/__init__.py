@@ -49,11 +49,11 @@ _PUBLIC = {
 __all__ = ["KfineError", "KnowledgeGraphError", "ModelError", "TemplateError", *_PUBLIC]
 
 
+import kfine.factcheck.fact_checker  # noqa: E402,F401  (registers FactChecker)
 import kfine.layers  # noqa: E402,F401  (registers the layers)
 import kfine.models.causal_lm  # noqa: E402,F401  (registers CausalLanguageModel)
 import kfine.models.discriminator  # noqa: E402,F401  (registers SequenceDiscriminator)
 import kfine.models.keras_hub_backbone  # noqa: E402,F401  (registers KerasHubBackboneLayer)
-import kfine.factcheck.fact_checker  # noqa: E402,F401  (registers FactChecker)
 
 
 def __getattr__(name):

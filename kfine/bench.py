@@ -7,17 +7,17 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from kfine.evaluation.confidence import KNOWN_SPLITS, calibration_report
-from kfine.evaluation.evaluate import evaluate_splits
 from kfine.evaluation.bench_units import BenchUnits
+from kfine.evaluation.confidence import KNOWN_SPLITS, calibration_report
 from kfine.evaluation.edits import EDIT_METRICS, EDIT_SPLIT_PREFIX, edit_rates, edit_split, evaluate_edits
+from kfine.evaluation.evaluate import evaluate_splits
 from kfine.evaluation.intervals import bootstrap_interval
 from kfine.evaluation.metrics import ABSTAINED, CORRECT, HALLUCINATED, METRICS, mean_and_std
 from kfine.evaluation.perplexity import perplexity
 from kfine.evaluation.references import REFERENCES, reference_correctness, reference_rates
 from kfine.evaluation.report import results_table, write_chart, write_risk_coverage_chart
-from kfine.knowledge.task import FULL, QUICK, FactTask
 from kfine.io import atomic_file, write_json, write_jsonl
+from kfine.knowledge.task import FULL, QUICK, FactTask
 from kfine.models.constrained_decoding import constrained
 from kfine.models.loading import load_metadata
 from kfine.training.methods import get_method, method_options

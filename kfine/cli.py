@@ -13,6 +13,7 @@ import sys
 
 from kfine.errors import KfineError
 
+
 class _Parser(argparse.ArgumentParser):
     """Reports a bad flag on one line (`kfine bench: error: ...`), exit 2, like every kfine error."""
 
@@ -183,7 +184,7 @@ def cmd_generate(args):
 
 
 def cmd_finetune(args):
-    from kfine.knowledge.task import QUICK, FULL, FactTask
+    from kfine.knowledge.task import FULL, QUICK, FactTask
     from kfine.models.loading import check_model_path
     from kfine.training.finetune import fine_tune, results_lines
     from kfine.training.methods import get_method

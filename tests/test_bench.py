@@ -259,9 +259,10 @@ def test_a_killed_run_resumes_to_the_same_results(bench, people_kg_files, pretra
     process.wait()
     assert not os.path.exists(os.path.join(out_dir, "results.json"))
     lines = []
-    from kfine.cli import main
     import contextlib
     import io
+
+    from kfine.cli import main
 
     with contextlib.redirect_stdout(io.StringIO()) as printed:
         assert main(arguments) == 0

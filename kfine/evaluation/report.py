@@ -33,7 +33,7 @@ def results_table(rows):
     methods = list(dict.fromkeys(row["method"] for row in rows))
     # The reference rows first, so a reader sees what knowing nothing scores before any method.
     methods = [method for method in methods if method in REFERENCES] + [
-        method for method in methods if not method in REFERENCES]
+        method for method in methods if method not in REFERENCES]
     metrics = list(dict.fromkeys(row["metric"] for row in rows))
     header = "| method | split | n | " + " | ".join(METRIC_LABELS.get(m, m) for m in metrics) + " |"
     lines = [header, "|" + "---|" * (len(metrics) + 3)]

@@ -6,8 +6,8 @@ import numpy as np
 from kfine.errors import ModelError
 from kfine.factcheck.claims import corrupt_triples, labelled_claims
 from kfine.factcheck.verdict import REFUTED, SUPPORTED, Verdict
-from kfine.models.causal_lm import CausalLanguageModel
 from kfine.knowledge.verbalizer import Verbalizer
+from kfine.models.causal_lm import CausalLanguageModel
 from kfine.models.loading import load_keras_file, model_file, save_model
 from kfine.models.seeding import seed_training
 

@@ -25,7 +25,8 @@ from tensorflow_gnn.experimental.sampler.beam.sampler import get_sampling_model,
 from tensorflow_gnn.sampler import sampling_spec_builder
 
 from kfine.errors import KfineError
-from kfine.graph.graph_tensor import ALIAS_OF, ENTITY, FACT, GRAPH_FILE, REVERSED_SUFFIX as REVERSED, SCHEMA_FILE, read_schema
+from kfine.graph.graph_tensor import ALIAS_OF, ENTITY, FACT, GRAPH_FILE, SCHEMA_FILE, read_schema
+from kfine.graph.graph_tensor import REVERSED_SUFFIX as REVERSED
 from kfine.io import atomic_directory
 
 SEEDS_FILE = "nodes-seeds.tfrecords"

@@ -12,9 +12,9 @@ from kfine.io import artifact_path, atomic_directory, write_json
 from kfine.knowledge.formats import (
     ALIAS_COLUMNS,
     TRIPLE_COLUMNS,
-    record_problem,
     read_aliases,
     read_triples,
+    record_problem,
     write_aliases,
     write_triples,
 )

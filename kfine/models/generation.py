@@ -1,7 +1,7 @@
 """Text generation with keras-hub samplers (greedy, top-k, top-p)."""
 
-import numpy as np
 import keras_hub
+import numpy as np
 import tensorflow as tf
 
 from kfine.errors import KfineError

@@ -6,9 +6,9 @@ import shutil
 
 from kfine.errors import KfineError, ModelError
 from kfine.evaluation.evaluate import evaluate_splits
-from kfine.io import artifact_path, write_json
 from kfine.factcheck.fact_checker import load_fact_checker
 from kfine.factcheck.knowledge_graph_checker import KnowledgeGraphChecker
+from kfine.io import artifact_path, write_json
 from kfine.knowledge.graph import KnowledgeGraph
 from kfine.knowledge.linker import EntityLinker
 from kfine.knowledge.templates import Templates

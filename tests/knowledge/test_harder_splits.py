@@ -4,14 +4,13 @@ import json
 
 import pytest
 
-from people_kg import CITIES, PEOPLE_TEMPLATES, people_triples
-
 from kfine.errors import KfineError, TemplateError
 from kfine.knowledge.compositions import CompositionParser, composition_templates
 from kfine.knowledge.edits import apply_edits, counterfactual_edits, triple_ids_in
 from kfine.knowledge.graph import KnowledgeGraph
 from kfine.knowledge.task import FactTask
 from kfine.knowledge.templates import Templates
+from people_kg import CITIES, PEOPLE_TEMPLATES, people_triples
 
 REGIONS = ["Northmark", "Southvale"]
 NOVEL = {"born_in": ["The cradle of {subject} was {object}."], "works_for": ["Payday for {subject} comes from {object}."],

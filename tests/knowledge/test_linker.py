@@ -7,8 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kfine.errors import KfineError
-from kfine.knowledge import KnowledgeGraph
-from kfine.knowledge import linker_graph
+from kfine.knowledge import KnowledgeGraph, linker_graph
 from kfine.knowledge.linker import NO_ENTITY, EntityLinker, Mention, TokenMention
 from kfine.knowledge.names import normalize_name
 from kfine.models.tokenizer import WordPieceTokenizer

@@ -6,16 +6,16 @@ import keras
 import numpy as np
 import pytest
 
-from people_kg import PEOPLE_TEMPLATES, TINY_ARCHITECTURE
 from kfine.errors import TemplateError
 from kfine.evaluation.evaluate import evaluate_splits, judge_prompts
 from kfine.evaluation.metrics import ABSTAINED, CORRECT, HALLUCINATED
 from kfine.evaluation.perplexity import perplexity
 from kfine.evaluation.report import results_table, write_chart
-from kfine.knowledge.task import FULL, QUICK, SPLITS, FactTask, TaskSize
 from kfine.knowledge import Templates
+from kfine.knowledge.task import FULL, QUICK, SPLITS, FactTask, TaskSize
 from kfine.models.causal_lm import build_causal_lm
 from kfine.models.generation import Generator
+from people_kg import PEOPLE_TEMPLATES, TINY_ARCHITECTURE
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -5,7 +5,6 @@ import os
 import keras
 import numpy as np
 import pytest
-from layer_test_case import run_layer_test
 
 from kfine.errors import ModelError
 from kfine.evaluation.evaluate import judge_prompts
@@ -14,6 +13,7 @@ from kfine.knowledge.graph import KnowledgeGraph
 from kfine.layers import FactDatastore, KnowledgeInjectionLayer, LanguageModelHead
 from kfine.models.generation import Generator
 from kfine.models.loading import load_model
+from layer_test_case import run_layer_test
 
 
 def _add_datastore(pretrained_dir, people_task):

@@ -4,11 +4,11 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from layer_test_case import run_layer_test
-from people_kg import people_triples
 
 from kfine.knowledge.graph import KnowledgeGraph
 from kfine.layers import KnowledgeConstraintRegularizer, KnowledgeGraphEncoder, KnowledgeInjectionLayer
+from layer_test_case import run_layer_test
+from people_kg import people_triples
 
 
 @pytest.fixture(scope="module")

@@ -6,11 +6,11 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from layer_test_case import check_invalid_init_kwargs, run_layer_test
 
 from kfine.errors import ModelError
 from kfine.knowledge.graph import KnowledgeGraph
 from kfine.layers import KnowledgeGraphEncoder, knowledge_graph_encoder
+from layer_test_case import check_invalid_init_kwargs, run_layer_test
 
 # Entities sort as Ada=0, Bo=1, Cy=2, Dee=3; relations as knows=0, likes=1.
 TOY_TRIPLES = [

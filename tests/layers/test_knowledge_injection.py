@@ -5,11 +5,11 @@ import os
 import keras
 import numpy as np
 import pytest
-from layer_test_case import run_layer_test
 
 from kfine.errors import ModelError
 from kfine.knowledge.graph import KnowledgeGraph
 from kfine.layers import KnowledgeGraphEncoder, KnowledgeInjectionLayer
+from layer_test_case import run_layer_test
 
 # Entities sort as France=0, French=1, Lyon=2, Paris=3 (rows 1..4);
 # relations as capital=0, country=1, language=2.

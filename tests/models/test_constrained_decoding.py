@@ -4,13 +4,13 @@ import keras
 import numpy as np
 import pytest
 
-from people_kg import TINY_ARCHITECTURE
 from kfine.errors import KfineError
 from kfine.evaluation.evaluate import judge_prompts
 from kfine.evaluation.metrics import rates
 from kfine.models.causal_lm import build_causal_lm
 from kfine.models.constrained_decoding import ConstrainedGenerator, KnowledgeConstraint, constrained
 from kfine.models.generation import Generator
+from people_kg import TINY_ARCHITECTURE
 
 
 @pytest.fixture(scope="module")

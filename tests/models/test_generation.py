@@ -3,10 +3,10 @@ import keras_hub
 import numpy as np
 import pytest
 
-from people_kg import TINY_ARCHITECTURE
 from kfine.errors import KfineError
 from kfine.models.causal_lm import build_causal_lm
 from kfine.models.generation import Generator, generate, make_sampler
+from people_kg import TINY_ARCHITECTURE
 
 PROMPTS = ["Alda Varenko was born in", "The employer of Borin Quillby is", "Cela Marsh plays the"]
 

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from kfine.cli import main
+from kfine.datasets.geonames import build_geonames
 from kfine.errors import KfineError
 from kfine.perf import harness
-from kfine.datasets.geonames import build_geonames
 from kfine.perf.harness import TARGETS
 from kfine.perf.kg_scaling import synthetic_triples
 from kfine.perf.linking import synthetic_aliases, synthetic_text

@@ -8,9 +8,9 @@ import pytest
 
 from kfine.evaluation.evaluate import judge_prompts
 from kfine.evaluation.metrics import rates
+from kfine.knowledge.linker import EntityLinker
 from kfine.layers import KnowledgeConstraintRegularizer
 from kfine.models.constrained_decoding import constrained
-from kfine.knowledge.linker import EntityLinker
 from kfine.models.loading import load_model
 from kfine.training.constraint import (
     ConstrainedKnowledgeLanguageModel,

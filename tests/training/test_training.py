@@ -5,13 +5,13 @@ import os
 import numpy as np
 import pytest
 
-from people_kg import TINY_ARCHITECTURE
 from kfine.errors import KfineError
+from kfine.models.batches import token_batches
 from kfine.models.loading import load_metadata, load_model
 from kfine.training import methods
 from kfine.training.baseline import fine_tune_baseline
-from kfine.models.batches import token_batches
 from kfine.training.pretrain import pretrain
+from people_kg import TINY_ARCHITECTURE
 
 SENTENCES = [
     "Alda Varenko plays the harp.",
