@@ -68,9 +68,10 @@ batch = next(iter(dataset))
 inputs, targets = batch["token_ids"][:, :-1], batch["token_ids"][:, 1:]
 mle_model = load_model(pretrained)
 mle_model.compile(optimizer=keras.optimizers.Adam(1e-4), loss=next_token_loss(), jit_compile=args.jit_compile)
-steps = {"adversarial": lambda: fine_tuner.train_on_batch(batch), "mle": lambda: mle_model.train_on_batch(inputs, targets)}
+steps = {"adversarial": lambda: fine_tuner.train_on_batch(batch),
+         "mle": lambda: mle_model.train_on_batch(inputs, targets)}
 timings = {name: [] for name in steps}
-for name, step in steps.items():
+for step in steps.values():
     step(), step()  # warm-up: tracing (and XLA compilation)
 for _ in range(args.timing_steps):
     for name, step in steps.items():  # interleaved, so both see the same machine load

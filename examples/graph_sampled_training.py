@@ -46,14 +46,16 @@ def main():
     parser.add_argument("--seed", default="0", help="training seed(s), comma-separated")
     parser.add_argument("--hops", type=int, default=1)
     parser.add_argument("--sample-size", type=int, default=64)
-    parser.add_argument("--sample", help="reuse this `kfine kg sample` output (e.g. an earlier OUT/sample) instead of sampling")
+    parser.add_argument("--sample",
+                        help="reuse this `kfine kg sample` output (e.g. an earlier OUT/sample) instead of sampling")
     args = parser.parse_args()
     seeds = [int(seed) for seed in args.seed.split(",")]
 
     files = default_kg_files()
     pretrained = shipped_model_path()
     split_seed = load_metadata(pretrained)["split_seed"]
-    task = FactTask.from_files(files["triples"], files["templates"], files["aliases"], split_seed=split_seed, size=QUICK)
+    task = FactTask.from_files(files["triples"], files["templates"], files["aliases"], split_seed=split_seed,
+                               size=QUICK)
     heldout = task.evaluation_prompts("heldout")
     os.makedirs(args.out, exist_ok=True)
     corpus = os.path.join(args.out, "corpus.txt")
@@ -69,7 +71,8 @@ def main():
     print(f"whole model KG {task.model_graph!r}; sample {sampled!r}")
 
     inside = [(prompt, gold) for prompt, gold in heldout
-              if gold & (sampled.objects(prompt.subject, prompt.relation) if sampled.has_entity(prompt.subject) else set())]
+              if gold & (sampled.objects(prompt.subject, prompt.relation)
+                         if sampled.has_entity(prompt.subject) else set())]
     print(f"{len(inside)} of {len(heldout)} held-out prompts ask a fact inside the sample")
     results = {"sample": {"path": args.sample or os.path.join(args.out, "sample"), "entities": sampled.num_entities,
                           "triples": sampled.num_triples, "of_triples": task.model_graph.num_triples},
@@ -77,15 +80,16 @@ def main():
     for seed in seeds:
         results["seeds"][seed] = {}
         for name, run_task in (("whole", task), ("sample", SubgraphTask(task, sampled))):
-            generator = get_method("knowledge")(run_task, pretrained, seed, os.path.join(args.out, "logs", f"{name}-{seed}"),
-                                                 quick=True)
+            generator = get_method("knowledge")(run_task, pretrained, seed,
+                                                 os.path.join(args.out, "logs", f"{name}-{seed}"), quick=True)
             judgements = judge_prompts(generator, task.knowledge_graph, inside)
             # The wrong answers say why the two KGs differ, if they do.
             results["seeds"][seed][name] = {**rates(judgements), "wrong": [
                 [judgement.prompt, judgement.answer] for judgement in judgements if judgement.verdict != CORRECT]}
             print(f"seed {seed} {name:>6} KG: held-out accuracy {results['seeds'][seed][name]['accuracy']:.3f} "
                   f"on {len(inside)} prompts inside the sample", flush=True)
-    summary = {name: mean_and_std([row[name]["accuracy"] for row in results["seeds"].values()]) for name in ("whole", "sample")}
+    summary = {name: mean_and_std([row[name]["accuracy"] for row in results["seeds"].values()])
+               for name in ("whole", "sample")}
     differences = [row["sample"]["accuracy"] - row["whole"]["accuracy"] for row in results["seeds"].values()]
     summary["sample - whole"] = mean_and_std(differences)
     results["accuracy"] = {name: {"mean": mean, "std": std} for name, (mean, std) in summary.items()}

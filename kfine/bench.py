@@ -75,7 +75,8 @@ def run_bench(task_files, pretrained, methods, seeds, out_dir, quick=False, verb
          f"{stats['num_triples']} triples, {stats['num_aliases']} aliases; triples per relation: "
          + ", ".join(f"{name} {count}" for name, count in stats["triples_per_relation"].items()))
     echo(f"splits (by subject, seed {task.split_seed}): "
-         + ", ".join(f"{group} {len(getattr(task.splits, group))}" for group in ("pretrain", "finetune", "heldout", "unknown"))
+         + ", ".join(f"{group} {len(getattr(task.splits, group))}"
+                     for group in ("pretrain", "finetune", "heldout", "unknown"))
          + f" facts; fine-tuning on {len(task.finetune_sentences)} sentences")
     relation_mix = {split: _relation_mix(task.evaluation_prompts(split)) for split in task.evaluated_splits}
     for split, mix in relation_mix.items():

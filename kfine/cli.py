@@ -77,7 +77,8 @@ def _add_strategy_arguments(parser):
     group.add_argument("--strategy", default="default", choices=STRATEGIES,
                        help="tf.distribute strategy: default (one device), mirrored (all GPUs of this machine), "
                             "multiworker (hosts named by TF_CONFIG), tpu")
-    group.add_argument("--tpu", help="with --strategy tpu: the TPU name or grpc:// address (default: TPU_NAME or local)")
+    group.add_argument("--tpu",
+                       help="with --strategy tpu: the TPU name or grpc:// address (default: TPU_NAME or local)")
 
 
 def _strategy(args):
@@ -311,13 +312,15 @@ def build_parser():
     generate.add_argument("--min-confidence", type=_probability, default=None, metavar="P",
                           help="print the abstention phrase when the model's confidence in its answer is below P")
     generate.add_argument("--kg", metavar="PATH",
-                          help="an edited knowledge graph (triples file or saved KG directory) the model answers from "
-                               "instead of its own, with no training (models fine-tuned with knowledge or knowledge_add)")
+                          help="an edited knowledge graph (triples file or saved KG directory) the model answers "
+                               "from instead of its own, with no training (models fine-tuned with knowledge or "
+                               "knowledge_add)")
     generate.set_defaults(run=cmd_generate)
 
     finetune = commands.add_parser("finetune", help="fine-tune the pretrained model with one method and save it")
     _add_kg_arguments(finetune)
-    finetune.add_argument("--method", default="knowledge", help="a registered method (baseline, knowledge, adversarial)")
+    finetune.add_argument("--method", default="knowledge",
+                          help="a registered method (baseline, knowledge, adversarial)")
     finetune.add_argument("--model", help="pretrained model directory or keras-hub preset (folder or handle; "
                                               "default: the shipped model)")
     finetune.add_argument("--out", required=True, help="directory for the fine-tuned model and its KG")
@@ -325,7 +328,8 @@ def build_parser():
     finetune.add_argument("--quick", action="store_true", help="the bench's quick configuration")
     finetune.add_argument("--logdir", help="TensorBoard log directory (default OUT-logs)")
     _add_strategy_arguments(finetune)
-    finetune.add_argument("--backup-dir", help="training state backed up for resuming after a crash (default OUT-backup)")
+    finetune.add_argument("--backup-dir",
+                          help="training state backed up for resuming after a crash (default OUT-backup)")
     finetune.add_argument("--checkpoint-every", type=_positive_int, metavar="STEPS",
                           help="back up every STEPS batches as well as every epoch")
     finetune.add_argument("--dtype", choices=["float32", "bfloat16", "mixed_bfloat16"],
@@ -359,8 +363,10 @@ def build_parser():
     bench.add_argument("--perf", action="store_true",
                        help="measure speed instead (training, linking, KG scaling, generation): OUT/perf.json, perf.md")
     bench.add_argument("--runs", type=_positive_int, default=1,
-                       help="with --perf: measure N times, each in a fresh process, and report the median of each ratio")
-    bench.add_argument("--init-embeddings", metavar="DIR", help="KG embeddings from `kfine kg embed` for the knowledge method")
+                       help="with --perf: measure N times, each in a fresh process, and report the median of "
+                            "each ratio")
+    bench.add_argument("--init-embeddings", metavar="DIR",
+                       help="KG embeddings from `kfine kg embed` for the knowledge method")
     bench.add_argument("--edits", type=_positive_ints, default=[], metavar="N,N,...",
                        help="after fine-tuning, replace N facts of the model's KG by counterfactual ones, no training "
                             "(split edit-N: efficacy, paraphrase efficacy, neighbourhood), e.g. 1,100,1000")

@@ -101,8 +101,8 @@ def people_sample(people_kg_files, pretrained_dir, tmp_path_factory):
         task = FactTask.from_files(**people_kg_files, split_seed=split_seed, size=QUICK)
         task.model_graph.save(f"{out_dir}-kg")
         with open(f"{out_dir}-corpus.txt", "w", encoding="utf-8") as stream:
-            stream.writelines(f"{line}\n" for line in [*task.finetune_sentences,
-                                                        *(prompt.text for prompt, _ in task.evaluation_prompts("heldout"))])
+            stream.writelines(f"{line}\n" for line in [
+                *task.finetune_sentences, *(prompt.text for prompt, _ in task.evaluation_prompts("heldout"))])
         assert main(["kg", "sample", "--triples", f"{out_dir}-kg/triples.tsv", "--corpus", f"{out_dir}-corpus.txt",
                      "--out", out_dir]) == 0
 

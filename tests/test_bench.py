@@ -101,7 +101,8 @@ def test_judgements_recompute_every_rate(bench):
 def test_relation_mix_counts_every_prompt(bench):
     results = bench[1]
     for split in SPLITS:
-        assert sum(results["relation_mix"][split].values()) == _rows(results)["baseline", split, "accuracy"]["n_prompts"]
+        assert (sum(results["relation_mix"][split].values())
+                == _rows(results)["baseline", split, "accuracy"]["n_prompts"])
 
 
 def test_rates_are_fractions_that_add_up(bench):

@@ -29,4 +29,5 @@ def test_edit_splits_are_reported(people_kg_files, pretrained_dir, tmp_path, sho
         records = [json.loads(line) for line in stream]
     efficacy = [record for record in records if record["split"] == "edit-5/efficacy"]
     assert len(efficacy) == 5
-    assert sum(record["verdict"] == "correct" for record in efficacy) / 5 == rows["baseline", "edit-5", "efficacy"]["mean"]
+    assert (sum(record["verdict"] == "correct" for record in efficacy) / 5
+            == rows["baseline", "edit-5", "efficacy"]["mean"])

@@ -157,7 +157,8 @@ def test_generate_prints_one_line_per_prompt(pretrained_dir, capsys):
     # empty: a tiny model can end a sentence at once).
     model = load_model(pretrained_dir)
     completions = Generator(model, model.tokenizer).generate(GENERATE_PROMPTS, 4)
-    assert stdout.splitlines() == [f"{prompt} {completion}" for prompt, completion in zip(GENERATE_PROMPTS, completions)]
+    assert stdout.splitlines() == [f"{prompt} {completion}"
+                                   for prompt, completion in zip(GENERATE_PROMPTS, completions)]
     assert any(completions)
 
 
@@ -167,7 +168,8 @@ def test_generate_abstains_below_min_confidence(pretrained_dir, capsys):
     assert returncode == 0, stderr
     model = load_model(pretrained_dir)
     completions = Generator(model, model.tokenizer).generate(GENERATE_PROMPTS, 4)
-    assert stdout.splitlines() == [f"{prompt} {completion}" for prompt, completion in zip(GENERATE_PROMPTS, completions)]
+    assert stdout.splitlines() == [f"{prompt} {completion}"
+                                   for prompt, completion in zip(GENERATE_PROMPTS, completions)]
     # No completion of a trained LM has probability 1: at P = 1 every answer is withheld.
     returncode, stdout, stderr = in_process([*sure, "1", *GENERATE_PROMPTS], capsys)
     assert returncode == 0, stderr

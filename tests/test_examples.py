@@ -22,7 +22,8 @@ EXAMPLES = {
     "02_knowledge_constraints.py": ([], "TensorBoard: tensorboard --logdir runs/constraints"),
     "03_adversarial.py": (["--epochs", "1", "--timing-steps", "1"], "ratio"),
     "04_fact_check.py": ([], "(after feedback)"),
-    "constrained_decoding_cost.py": (["--prompts", "4", "--repeats", "1"], "constrained / unconstrained time per token"),
+    "constrained_decoding_cost.py": (["--prompts", "4", "--repeats", "1"],
+                                     "constrained / unconstrained time per token"),
     # --sample: the shared `kfine kg sample` output (a Beam pipeline is run once per suite).
     "graph_sampled_training.py": (["--out", "graph_sample", "--sample", "$people_sample"],
                                   "wrote graph_sample/results.json"),

@@ -69,7 +69,8 @@ def test_a_class_nobody_registered_is_refused_and_never_imported(tmp_path):
     marker = tmp_path / "ran"
     _dense_file(source)
     _with_config(source, target, b'"module": "keras.layers", "class_name": "Dense", "config": {',
-                 b'"module": "os", "class_name": "system", "config": {"command": "touch ' + str(marker).encode() + b'", ')
+                 b'"module": "os", "class_name": "system", "config": {"command": "touch '
+                 + str(marker).encode() + b'", ')
     with pytest.raises(ModelError, match="cannot load the model") as raised:
         load_model(target)
     assert "\n" not in str(raised.value)

@@ -95,7 +95,8 @@ def _imports(module, path):
                 source = node.module
             for alias in node.names:
                 yield (f"{source}.{alias.name}", source), node.lineno, lazy
-        elif (isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", None)) == "import_module"
+        elif (isinstance(node, ast.Call)
+              and getattr(node.func, "attr", getattr(node.func, "id", None)) == "import_module"
               and node.args and isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
             yield (node.args[0].value,), node.lineno, lazy
         inner = lazy or isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))

@@ -146,7 +146,8 @@ def calibration_report(records, groups=None):
                 per_seed["ece"].append(expected_calibration_error(confidences, correct))
             curve = risk_coverage([r["confidence"] for r in selected], [r["verdict"] for r in selected])
             report[method][group] = {
-                **{name: _defined(dict(zip(("mean", "std"), mean_and_std(values)))) for name, values in per_seed.items()},
+                **{name: _defined(dict(zip(("mean", "std"), mean_and_std(values))))
+                   for name, values in per_seed.items()},
                 "answers": sum(r["verdict"] != ABSTAINED for r in selected),
                 "risk_coverage": [_defined(point) for point in curve],
             }

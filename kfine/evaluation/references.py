@@ -35,7 +35,8 @@ def reference_correctness(model_graph, prompts_with_gold):
         facts_of_subject[subject].append(obj)
         object_counts[relation][obj] += 1
     # Ties broken by name, so the reference does not depend on triple order.
-    majority = {relation: min(counts, key=lambda obj: (-counts[obj], obj)) for relation, counts in object_counts.items()}
+    majority = {relation: min(counts, key=lambda obj: (-counts[obj], obj))
+                for relation, counts in object_counts.items()}
     chance, most_frequent = [], []
     for prompt, gold in prompts_with_gold:
         candidates = facts_of_subject.get(prompt.subject) or list(object_counts[prompt.relation].elements())

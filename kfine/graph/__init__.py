@@ -56,7 +56,8 @@ def run_stage(argv, capture=False):
     reported = [line for line in errors if line.startswith("kfine: error: ")]
     if reported:
         raise KfineError(reported[-1].removeprefix("kfine: error: "))
-    missing = [line for line in errors if "No module named 'tensorflow_gnn'" in line or "No module named 'tf_keras'" in line]
+    missing = [line for line in errors
+               if "No module named 'tensorflow_gnn'" in line or "No module named 'tf_keras'" in line]
     if missing:
         raise KfineError(f"the graph stage needs tensorflow-gnn and tf-keras ({missing[-1].strip()}); "
                          "pip install 'tensorflow-gnn>=1.0,<1.1' 'tf-keras>=2.21,<2.22'")

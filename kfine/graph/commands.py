@@ -134,7 +134,8 @@ def metrics_table(metrics):
     for name, row in metrics["models"].items():
         test = row["test"]
         lines.append(f"| {name} ({row['description']}) | {test['mrr']:.3f} | {test['hits_at_1']:.3f} | "
-                     f"{test['hits_at_3']:.3f} | {test['hits_at_10']:.3f} | {test['num_ranks']} | {row['train_seconds']:.0f} |")
+                     f"{test['hits_at_3']:.3f} | {test['hits_at_10']:.3f} | {test['num_ranks']} | "
+                     f"{row['train_seconds']:.0f} |")
     return "\n".join(lines)
 
 

@@ -59,7 +59,8 @@ def embed_knowledge_graph(knowledge_graph, out_dir, dim=64, num_layers=1, decode
                                        log=lambda line, name=name: log(f"[{name}] {line}"))
         seconds = time.time() - started
         row = {"description": description, "decoder": model_decoder, "layers": layers, "train_seconds": seconds,
-               "final_loss": losses[-1], "valid": rank_metrics(model, valid, known), "test": rank_metrics(model, test, known)}
+               "final_loss": losses[-1], "valid": rank_metrics(model, valid, known),
+               "test": rank_metrics(model, test, known)}
         metrics["models"][name] = row
         log(f"[{name}] test MRR {row['test']['mrr']:.3f}, Hits@10 {row['test']['hits_at_10']:.3f} ({seconds:.0f} s)")
         write_embeddings(os.path.join(out_dir, name), knowledge_graph.entities, model.entity_embeddings().numpy(),

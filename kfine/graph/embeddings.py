@@ -93,7 +93,8 @@ def read_embeddings(directory, knowledge_graph):
             )
         tables.append(array[[rows[name] for name in wanted]].astype(np.float32))
     if tables[0].shape[1] != tables[1].shape[1]:
-        raise KfineError(f"{directory}: entity and relation embeddings differ in size ({tables[0].shape[1]} vs {tables[1].shape[1]})")
+        raise KfineError(f"{directory}: entity and relation embeddings differ in size "
+                         f"({tables[0].shape[1]} vs {tables[1].shape[1]})")
     return tables[0], tables[1]
 
 

@@ -194,7 +194,9 @@ def import_graph(directory, name=None):
             triples.update(_facts(graph, schema))
             aliases.update(_aliases(graph))
     except tf.errors.OpError as error:
-        raise KnowledgeGraphError(located(records, None, f"cannot be parsed with {SCHEMA_FILE}: {error.message}")) from None
+        raise KnowledgeGraphError(
+            located(records, None, f"cannot be parsed with {SCHEMA_FILE}: {error.message}")
+        ) from None
     if not triples:
         raise KnowledgeGraphError(located(records, None, "holds no fact (no edge between entities)"))
     entities = {subject for subject, _, _ in triples} | {obj for _, _, obj in triples}
@@ -209,7 +211,9 @@ def _node_names(graph, node_set):
     features = graph.node_sets[node_set].features
     key = NAME if NAME in features else "#id" if "#id" in features else None
     if key is None:
-        raise KnowledgeGraphError(f"node set {node_set!r} has neither a {NAME!r} nor an '#id' feature to name its nodes")
+        raise KnowledgeGraphError(
+            f"node set {node_set!r} has neither a {NAME!r} nor an '#id' feature to name its nodes"
+        )
     return [value.decode("utf-8") for value in features[key].numpy().tolist()]
 
 
@@ -248,7 +252,9 @@ def _edge_relations(edge_set, edge_set_name, schema_edge_set):
         )
     bad = [value for value in values if not 0 <= value < len(vocabulary)]
     if bad:
-        raise KnowledgeGraphError(f"edge set {edge_set_name!r}: relation id {bad[0]} is not in its {len(vocabulary)} relations")
+        raise KnowledgeGraphError(
+            f"edge set {edge_set_name!r}: relation id {bad[0]} is not in its {len(vocabulary)} relations"
+        )
     return [vocabulary[value] for value in values]
 
 

@@ -160,7 +160,9 @@ def train_link_prediction(model, train, epochs, batch_size=512, num_negatives=64
             loss = 0.0
             for corrupted in (corrupted_tails, corrupted_heads):
                 logits = tf.concat([positive, corrupted], axis=1)
-                loss += tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(tf.zeros_like(batch[:, 0]), logits))
+                loss += tf.reduce_mean(
+                    tf.nn.sparse_softmax_cross_entropy_with_logits(tf.zeros_like(batch[:, 0]), logits)
+                )
         gradients = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(gradients, model.trainable_variables))
         return loss

@@ -83,7 +83,9 @@ class CompositionParser:
 
     Example:
 
-    >>> parser = CompositionParser({("country", "capital"): ["The capital of the country {subject} lies in is {object}."]})
+    >>> parser = CompositionParser(
+    ...     {("country", "capital"): ["The capital of the country {subject} lies in is {object}."]}
+    ... )
     >>> parser.parse("The capital of the country Lyon lies in is")
     ('country', 'capital', 'Lyon', '.')
     >>> parser.parse("The capital of France is") is None

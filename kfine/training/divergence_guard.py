@@ -35,7 +35,9 @@ class DivergenceGuard(keras.callbacks.Callback):
         if any(not factor > 1 for factor in max_increase.values()):
             raise ValueError(f"`max_increase` factors must be > 1. Received: max_increase={max_increase}")
         if checkpoint_path is not None and not checkpoint_path.endswith(".weights.h5"):
-            raise ValueError(f"`checkpoint_path` must end with .weights.h5. Received: checkpoint_path={checkpoint_path}")
+            raise ValueError(
+                f"`checkpoint_path` must end with .weights.h5. Received: checkpoint_path={checkpoint_path}"
+            )
         self.monitor = list(monitor)
         self.max_increase = max_increase
         self.checkpoint_path = checkpoint_path

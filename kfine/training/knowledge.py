@@ -141,7 +141,8 @@ def example_arrays(linker, tokenizer, sentences, prompts, slots):
     rows = tokenizer.encode_batch(sentences, add_eos=True)
     prompt_lengths = [len(row) for row in tokenizer.encode_batch(prompts)]
     length = max(len(row) for row in rows) - 1
-    arrays = {name: np.zeros((len(rows), length), "int32") for name in ("token_ids", "entity_ids", "targets", "fact_targets")}
+    arrays = {name: np.zeros((len(rows), length), "int32")
+              for name in ("token_ids", "entity_ids", "targets", "fact_targets")}
     for index, row in enumerate(rows):
         entity_row = linker.entity_ids_per_token(row)
         arrays["token_ids"][index, : len(row) - 1] = row[:-1]

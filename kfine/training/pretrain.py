@@ -26,7 +26,9 @@ def pretrain_corpus(task, corpus_templates="all"):
     reserved paraphrase templates left out; see `pretrain`).
     """
     if corpus_templates not in CORPUS_TEMPLATES:
-        raise ValueError(f"`corpus_templates` must be one of {CORPUS_TEMPLATES}. Received: corpus_templates={corpus_templates!r}")
+        raise ValueError(
+            f"`corpus_templates` must be one of {CORPUS_TEMPLATES}. Received: corpus_templates={corpus_templates!r}"
+        )
     pretrain_triples = task.splits.training_triples("pretrain")
     return pretrain_triples, task.verbalizer.sentences(pretrain_triples, which=corpus_templates)
 
@@ -119,7 +121,8 @@ def pretrain(task, out_dir, seed=0, epochs=40, batch_size=64, learning_rate=2e-3
 
 
 CORPUS_WORDING = {
-    "all": "every template (the reserved paraphrase ones too: the LM knows that wording, no fine-tuning method sees it)",
+    "all": "every template (the reserved paraphrase ones too: the LM knows that wording, no fine-tuning method "
+           "sees it)",
     "training": "the training templates only (the paraphrase wording is new to the LM)",
 }
 

@@ -60,7 +60,8 @@ def backup_callbacks(stage):
     """
     if _active["directory"] is None:
         return []
-    return [AtomicBackupAndRestore(os.path.join(_active["directory"], stage), save_freq=_active["every_steps"] or "epoch")]
+    return [AtomicBackupAndRestore(os.path.join(_active["directory"], stage),
+                                   save_freq=_active["every_steps"] or "epoch")]
 
 
 class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
@@ -93,4 +94,5 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         # Keras writes the two files in place, one after the other.
         with atomic_directory(os.path.dirname(self._weights_path)) as staging:
             self.model.save_weights(os.path.join(staging, _WEIGHTS_FILE))
-            write_json(os.path.join(staging, _PROGRESS_FILE), {"epoch": self._current_epoch, "batch": self._last_batch_seen})
+            write_json(os.path.join(staging, _PROGRESS_FILE),
+                       {"epoch": self._current_epoch, "batch": self._last_batch_seen})

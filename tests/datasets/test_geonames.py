@@ -49,7 +49,7 @@ def test_aliases(geonames):
     kg, _ = geonames
     folded_entities = {entity.casefold() for entity in kg.entities}
     assert len(kg.alias_pairs) > 1000
-    for entity, alias in kg.alias_pairs:
+    for _, alias in kg.alias_pairs:
         assert alias.casefold() not in folded_entities
         assert all(character.isalpha() or character in " -'." for character in alias)
     assert max(len(kg.aliases(entity)) for entity in kg.entities) == MAX_ALIASES

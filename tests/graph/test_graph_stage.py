@@ -160,11 +160,13 @@ def test_stage_failure_is_reported_as_a_kfine_error(tmp_path):
 
 
 def test_kfine_kg_runs_the_stage_in_its_own_process_and_reports_bad_input_on_one_line(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "kfine.cli", "kg", "import", str(tmp_path), "--out", str(tmp_path / "kg")],
+    result = subprocess.run([sys.executable, "-m", "kfine.cli", "kg", "import", str(tmp_path),
+                             "--out", str(tmp_path / "kg")],
                             capture_output=True, text=True)
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines()[-1] == f"kfine: error: {tmp_path}: no schema.pbtxt: not a TF-GNN graph directory"
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"kfine: error: {tmp_path}: no schema.pbtxt: not a TF-GNN graph directory")
 
 
 @pytest.mark.slow

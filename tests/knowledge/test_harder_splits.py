@@ -13,7 +13,8 @@ from kfine.knowledge.templates import Templates
 from people_kg import CITIES, PEOPLE_TEMPLATES, people_triples
 
 REGIONS = ["Northmark", "Southvale"]
-NOVEL = {"born_in": ["The cradle of {subject} was {object}."], "works_for": ["Payday for {subject} comes from {object}."],
+NOVEL = {"born_in": ["The cradle of {subject} was {object}."],
+         "works_for": ["Payday for {subject} comes from {object}."],
          "plays": ["Evenings with {subject} end on the {object}."], "region": ["Maps put {subject} in {object}."]}
 COMPOSITION = {"born_in.region": ["The region {subject} was born in is {object}."]}
 

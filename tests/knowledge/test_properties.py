@@ -45,7 +45,8 @@ file_contents = st.one_of(
     st.lists(any_text, max_size=6).map(lambda lines: "\n".join(lines).encode("utf-8", "surrogatepass")),
     st.lists(json_values, max_size=4).map(lambda rows: "\n".join(json.dumps(row) for row in rows).encode()),
     st.lists(st.tuples(any_text, any_text, any_text), max_size=5).map(
-        lambda rows: ("subject\trelation\tobject\n" + "\n".join("\t".join(row) for row in rows)).encode("utf-8", "surrogatepass")),
+        lambda rows: ("subject\trelation\tobject\n"
+                      + "\n".join("\t".join(row) for row in rows)).encode("utf-8", "surrogatepass")),
 )
 
 

@@ -45,7 +45,7 @@ def test_prompts_of_each_split_ask_the_right_subjects(people_task):
 
 def test_the_model_never_sees_unknown_facts_nor_evaluation_subjects_in_text(people_task):
     model_graph = people_task.model_graph
-    for prompt, gold in people_task.evaluation_prompts("unknown"):
+    for prompt, _ in people_task.evaluation_prompts("unknown"):
         assert not model_graph.objects(prompt.subject, prompt.relation)
     hidden = {prompt.subject for split in ("heldout", "unknown") for prompt, _ in people_task.evaluation_prompts(split)}
     text = " ".join(people_task.finetune_sentences)

@@ -24,7 +24,7 @@ def translational_table(graph, dim=8, seed=0):
     subjects = {subject for subject, _, _ in graph.triples}
     for subject in subjects:
         table[graph.entity_id(subject) + 1] = rng.normal(size=dim) * 0.1
-    for subject, relation, obj in graph.triples:
+    for _, relation, obj in graph.triples:
         # People share objects: each object is its relation's offset (plus a little noise),
         # so h + r ≈ t holds for every fact.
         table[graph.entity_id(obj) + 1] = offsets[graph.relation_id(relation)] + rng.normal(size=dim) * 0.1

@@ -42,7 +42,8 @@ def test_a_method_fine_tunes_a_preset_and_the_saved_model_answers_the_same(metho
     monkeypatch.setattr(knowledge, "QUICK_EPOCHS", 1)
     out = str(tmp_path / method)
     metadata = fine_tune(quick_task, gpt2_preset, method, out, quick=True, verbose=0)
-    reloaded = {split: rates for split, (rates, _) in evaluate_splits(load_fine_tuned(out), quick_task, quick_task.evaluated_splits).items()}
+    reloaded = {split: rates for split, (rates, _)
+                in evaluate_splits(load_fine_tuned(out), quick_task, quick_task.evaluated_splits).items()}
     assert reloaded == metadata["results"]
 
 

@@ -44,7 +44,8 @@ def test_examples_pair_each_fact_with_corruptions_of_the_same_prompt(examples, p
     graph = people_task.model_graph
     rows = len(people_task.finetune_sentences)
     assert examples["token_ids"].shape[0] == rows and examples["corrupted_ids"].shape[:2] == (rows, 2)
-    names = {people_tokenizer.decode(people_tokenizer.encode(entity, add_bos=False)): entity for entity in graph.entities}
+    names = {people_tokenizer.decode(people_tokenizer.encode(entity, add_bos=False)): entity
+             for entity in graph.entities}
     for index in range(0, rows, 7):
         prompt_length = examples["prompt_length"][index]
         real = examples["token_ids"][index]
@@ -176,7 +177,8 @@ def test_divergence_guard_stops_and_restores_the_last_good_weights(tiny_model, t
 def test_adversarial_method_logs_to_tensorboard(people_task, pretrained_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(baseline, "QUICK_EPOCHS", 1)
     monkeypatch.setattr(adversarial, "QUICK_EPOCHS", 2)
-    generator = adversarial.fine_tune_adversarial(people_task, pretrained_dir, seed=0, log_dir=str(tmp_path), quick=True)
+    generator = adversarial.fine_tune_adversarial(people_task, pretrained_dir, seed=0, log_dir=str(tmp_path),
+                                                  quick=True)
     prompt = Templates.prompt(people_task.templates.training_templates("plays")[0], "Alda Varenko")
     assert isinstance(generator.generate([prompt])[0], str)
     scalars, texts = set(), 0

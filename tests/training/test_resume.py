@@ -34,7 +34,8 @@ def _progress(backup_dir):
 
 
 @pytest.mark.slow
-def test_sigkill_mid_epoch_then_rerun_resumes_and_matches_an_uninterrupted_run(people_kg_files, pretrained_dir, tmp_path):
+def test_sigkill_mid_epoch_then_rerun_resumes_and_matches_an_uninterrupted_run(people_kg_files, pretrained_dir,
+                                                                               tmp_path):
     killed_out, whole_out = str(tmp_path / "killed"), str(tmp_path / "whole")
     options = {"cwd": REPOSITORY, "stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
     whole = subprocess.Popen(_finetune_command(people_kg_files, pretrained_dir, whole_out), **options)
