@@ -53,6 +53,14 @@ def test_text_round_trips_with_no_unknown_token_and_no_inserted_spaces(preset_di
         tokenizer.decode([tokenizer.vocabulary_size])
 
 
+def test_tokenizing_in_tf_data_survives_a_reseed(preset_dir):
+    """`keras.utils.set_random_seed` (every training run seeds) once freed SentencePiece's TF op."""
+    tokenizer = load_model(preset_dir).tokenizer
+    keras.utils.set_random_seed(0)
+    dataset = tf.data.Dataset.from_tensor_slices([TEXT]).batch(1).map(tokenizer.tokenize)
+    assert next(iter(dataset)).to_list()[0] == tokenizer.encode(TEXT)[1:]
+
+
 def test_logits_are_the_presets_own(preset_dir):
     """The head reuses the backbone's output projection: kfine's logits are keras-hub's, padding aside."""
     model = load_model(preset_dir)
