@@ -95,7 +95,8 @@ class PresetTokenizer:
         `keras.utils.set_random_seed` only if it was traced after that call.
         """
         texts = tf.convert_to_tensor(texts)
-        if isinstance(self.preset_tokenizer, keras_hub.tokenizers.SentencePieceTokenizer) and not tf.executing_eagerly():
+        sentence_piece = isinstance(self.preset_tokenizer, keras_hub.tokenizers.SentencePieceTokenizer)
+        if sentence_piece and not tf.executing_eagerly():
             # `keras.utils.set_random_seed` clears TensorFlow's kernel caches,
             # freeing the SentencePiece op the tokenizer built eagerly: a graph
             # (tf.data) traced after a reseed would name a freed resource

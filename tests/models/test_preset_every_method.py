@@ -9,6 +9,7 @@ baseline, the injection layer between backbone and head), which keeps
 """
 
 import pytest
+from presets import ARCHITECTURES, write_tiny_preset
 
 from kfine.evaluation.evaluate import judge_prompts
 from kfine.evaluation.metrics import rates
@@ -18,7 +19,6 @@ from kfine.models.generation import Generator
 from kfine.models.loading import load_model
 from kfine.training import finetune
 from kfine.training.methods import available_methods
-from presets import ARCHITECTURES, write_tiny_preset
 
 PROMPTS = ["Alda Varenko was born in", "The employer of Borin Quillby is"]
 RUNS = [("gpt2", method) for method in available_methods()] + [

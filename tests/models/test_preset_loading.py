@@ -73,6 +73,15 @@ def test_logits_are_the_presets_own(preset_dir):
     assert (logits[..., 0] < -1e8).all()  # padding is never predicted
 
 
+def test_token_embeddings_are_the_backbones_in_kfine_ids(preset_dir):
+    model = load_model(preset_dir)
+    embeddings = keras.ops.convert_to_numpy(model.token_embeddings())
+    backbone = keras.ops.convert_to_numpy(model.layers[0].backbone.token_embedding.embeddings)
+    assert embeddings.shape == (model.tokenizer.vocabulary_size, model.hidden_dim)
+    assert not embeddings[0].any()  # kfine's padding
+    np.testing.assert_array_equal(embeddings[1:], backbone)
+
+
 def test_save_and_reload_give_the_same_greedy_output(preset_dir, tmp_path):
     model = load_model(preset_dir)
     before = generate(model, PROMPTS, max_new_tokens=6)

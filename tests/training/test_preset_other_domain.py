@@ -32,7 +32,7 @@ TEMPLATES = {
 # A tiny GPT-2 and a short pretraining (seconds of fitting; the model card's evaluation is most of it).
 DIMS = {"num_layers": 1, "hidden_dim": 32, "num_heads": 2, "intermediate_dim": 64, "sequence_length": 32}
 PRETRAIN_EPOCHS = 8
-# Measured on this config (split seed 0): baseline 0.0, knowledge 1.0 held-out accuracy.
+# The acceptance bar of issue 17; measured on this config (split seed 0): baseline 0.0, knowledge 1.0.
 REQUIRED_GAP = 0.30
 
 
@@ -84,5 +84,4 @@ def test_knowledge_beats_the_baseline_on_held_out_facts(research_task, research_
                                                    quick=True), research_task)
     knowledge = heldout_accuracy(fine_tune_knowledge(research_task, research_preset, seed=0, log_dir=str(tmp_path),
                                                      quick=True), research_task)
-    print(f"held-out accuracy: baseline {baseline:.3f}, knowledge {knowledge:.3f}")
     assert knowledge - baseline >= REQUIRED_GAP, (baseline, knowledge)
