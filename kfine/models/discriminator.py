@@ -86,7 +86,8 @@ class SequenceDiscriminator(keras.Model):
             )
             for index in range(num_layers)
         ]
-        self.final_norm = keras.layers.LayerNormalization(epsilon=1e-5, dtype=self.dtype_policy, name="final_layer_norm")
+        self.final_norm = keras.layers.LayerNormalization(epsilon=1e-5, dtype=self.dtype_policy,
+                                                          name="final_layer_norm")
         self.classifier = keras.layers.Dense(1, dtype=self.dtype_policy, name="classifier")
 
     def build(self, tokens_shape):

@@ -9,6 +9,7 @@ import keras_hub
 import numpy as np
 import pytest
 import tensorflow as tf
+from presets import ARCHITECTURES, FOREIGN_NAMES, write_tiny_preset
 
 from kfine.errors import ModelError
 from kfine.models.causal_lm import CausalLanguageModel
@@ -16,7 +17,6 @@ from kfine.models.generation import generate
 from kfine.models.keras_hub_backbone import BackboneOutputHead, KerasHubBackboneLayer
 from kfine.models.loading import load_model, save_model
 from kfine.models.preset_tokenizer import PresetTokenizer
-from presets import ARCHITECTURES, FOREIGN_NAMES, write_tiny_preset
 
 PROMPTS = ["Alda Varenko was born in", "The employer of Borin Quillby is"]
 TEXT = "Alda Varenko moved from Zürich to Curaçao, an α-helix of America/New_York."
