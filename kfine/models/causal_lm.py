@@ -74,6 +74,18 @@ class CausalLanguageModel(keras.Sequential):
     def sequence_length(self):
         return self.layers[0].sequence_length
 
+    def token_embeddings(self):
+        """The first layer's token embeddings in kfine's ids: a `(vocabulary_size, hidden_dim)` float32 tensor.
+
+        A first layer may say how (`KerasHubBackboneLayer` shifts its
+        backbone's ids by one); otherwise it is keras-hub's
+        `TokenAndPositionEmbedding`, whose `token_embedding` is used.
+        """
+        first = self.layers[0]
+        if hasattr(first, "token_embeddings"):
+            return first.token_embeddings()
+        return keras.ops.cast(first.token_embedding.embeddings, "float32")
+
     def add(self, layer, rebuild=True):
         """Adds `layer` just before the `LanguageModelHead` (see the class docs)."""
         if hasattr(layer, "tie_to"):  # a head that projects with an earlier layer's weights

@@ -86,9 +86,8 @@ class SequenceDiscriminator(keras.Model):
             )
             for index in range(num_layers)
         ]
-        self.final_norm = keras.layers.LayerNormalization(
-            epsilon=1e-5, dtype=self.dtype_policy, name="final_layer_norm"
-        )
+        self.final_norm = keras.layers.LayerNormalization(epsilon=1e-5, dtype=self.dtype_policy,
+                                                          name="final_layer_norm")
         self.classifier = keras.layers.Dense(1, dtype=self.dtype_policy, name="classifier")
 
     def build(self, tokens_shape):
@@ -160,13 +159,15 @@ def build_discriminator(language_model, hidden_dim=64, num_layers=1, num_heads=2
     Returns:
         A built `SequenceDiscriminator`.
     """
+    # Sized by the embeddings, which cover every id the language model predicts
+    # (a keras-hub backbone may embed more ids than its tokenizer spells).
+    source = keras.ops.convert_to_numpy(language_model.token_embeddings())
     discriminator = SequenceDiscriminator(
-        vocabulary_size=language_model.tokenizer.vocabulary_size, sequence_length=language_model.sequence_length,
+        vocabulary_size=source.shape[0], sequence_length=language_model.sequence_length,
         hidden_dim=hidden_dim, num_layers=num_layers, num_heads=num_heads, intermediate_dim=intermediate_dim,
         dropout=dropout, name="discriminator",
     )
     discriminator.build((None, None))
-    source = keras.ops.convert_to_numpy(language_model.layers[0].token_embedding.embeddings)
     if source.shape[1] >= hidden_dim:
         projection = keras.random.normal((source.shape[1], hidden_dim), seed=0) / source.shape[1] ** 0.5
         discriminator.token_embedding.embeddings.assign(keras.ops.matmul(source, projection))

@@ -64,6 +64,14 @@ class KerasHubBackboneLayer(keras.layers.Layer):
         # Rotary-position models (Llama, Gemma) have no fixed limit; kfine's generator needs one.
         return getattr(self.backbone, "max_sequence_length", None) or 2048
 
+    def token_embeddings(self):
+        """The backbone's token embeddings in kfine's ids: `(vocabulary_size + 1, hidden_dim)`, float32.
+
+        Row 0, kfine's padding, is zeros; row `i` embeds the preset's id `i - 1`.
+        """
+        embeddings = keras.ops.cast(self.backbone.token_embedding.embeddings, "float32")
+        return keras.ops.concatenate([keras.ops.zeros_like(embeddings[:1]), embeddings], axis=0)
+
     def build(self, token_ids_shape):
         self.backbone.build({"token_ids": token_ids_shape, "padding_mask": token_ids_shape})
 

@@ -89,8 +89,21 @@ class PresetTokenizer:
         return self._token_ids[token]
 
     def tokenize(self, texts):
-        """Tokenizes a string tensor in-graph; returns int32 ids (ragged for a batch)."""
+        """Tokenizes a string tensor in-graph; returns int32 ids (ragged for a batch).
+
+        A graph that calls it (a `tf.data` map) keeps working after a later
+        `keras.utils.set_random_seed` only if it was traced after that call.
+        """
         texts = tf.convert_to_tensor(texts)
+        sentence_piece = isinstance(self.preset_tokenizer, keras_hub.tokenizers.SentencePieceTokenizer)
+        if sentence_piece and not tf.executing_eagerly():
+            # `keras.utils.set_random_seed` clears TensorFlow's kernel caches,
+            # freeing the SentencePiece op the tokenizer built eagerly: a graph
+            # (tf.data) traced after a reseed would name a freed resource
+            # ("SentencepieceResource does not exist"). Rebuild it, outside the
+            # graph, each time one is traced.
+            with tf.init_scope():
+                self.preset_tokenizer.set_proto(self.preset_tokenizer.proto)
         ids = self.preset_tokenizer.tokenize(texts)
         if not isinstance(ids, (tf.Tensor, tf.RaggedTensor)):
             # Eagerly keras-hub tokenizes in Python (lists); in a graph it uses TensorFlow ops.

@@ -53,6 +53,14 @@ def test_text_round_trips_with_no_unknown_token_and_no_inserted_spaces(preset_di
         tokenizer.decode([tokenizer.vocabulary_size])
 
 
+def test_tokenizing_in_tf_data_survives_a_reseed(preset_dir):
+    """`keras.utils.set_random_seed` (every training run seeds) once freed SentencePiece's TF op."""
+    tokenizer = load_model(preset_dir).tokenizer
+    keras.utils.set_random_seed(0)
+    dataset = tf.data.Dataset.from_tensor_slices([TEXT]).batch(1).map(tokenizer.tokenize)
+    assert next(iter(dataset)).to_list()[0] == tokenizer.encode(TEXT)[1:]
+
+
 def test_logits_are_the_presets_own(preset_dir):
     """The head reuses the backbone's output projection: kfine's logits are keras-hub's, padding aside."""
     model = load_model(preset_dir)
@@ -63,6 +71,15 @@ def test_logits_are_the_presets_own(preset_dir):
     logits = keras.ops.convert_to_numpy(model(ids))
     np.testing.assert_allclose(logits[..., 1:], expected, rtol=1e-5, atol=1e-5)
     assert (logits[..., 0] < -1e8).all()  # padding is never predicted
+
+
+def test_token_embeddings_are_the_backbones_in_kfine_ids(preset_dir):
+    model = load_model(preset_dir)
+    embeddings = keras.ops.convert_to_numpy(model.token_embeddings())
+    backbone = keras.ops.convert_to_numpy(model.layers[0].backbone.token_embedding.embeddings)
+    assert embeddings.shape == (model.tokenizer.vocabulary_size, model.hidden_dim)
+    assert not embeddings[0].any()  # kfine's padding
+    np.testing.assert_array_equal(embeddings[1:], backbone)
 
 
 def test_save_and_reload_give_the_same_greedy_output(preset_dir, tmp_path):

@@ -1,16 +1,15 @@
-"""Fine-tuning a keras-hub preset (tiny GPT-2 on the people KG): methods, `model.add`, LoRA, dtypes."""
+"""Fine-tuning a keras-hub preset (tiny GPT-2 on the people KG): `model.add`, LoRA, dtypes.
+
+Every method on a preset: test_preset_every_method.py.
+"""
 
 import keras
 import numpy as np
 import pytest
 
-from kfine.evaluation.evaluate import evaluate_splits
-from kfine.knowledge.task import QUICK, FactTask
 from kfine.layers import KnowledgeInjectionLayer
 from kfine.models.generation import generate
 from kfine.models.loading import load_model, load_options, save_model
-from kfine.training import baseline, knowledge
-from kfine.training.finetune import fine_tune, load_fine_tuned
 from presets import write_tiny_preset
 
 PROMPTS = ["Alda Varenko was born in", "The employer of Borin Quillby is"]
@@ -21,30 +20,12 @@ def gpt2_preset(people_task, tmp_path_factory):
     return write_tiny_preset("gpt2", people_task, str(tmp_path_factory.mktemp("gpt2")))
 
 
-@pytest.fixture(scope="module")
-def quick_task(people_kg_files):
-    return FactTask.from_files(**people_kg_files, size=QUICK)
-
-
 def _token_batch(model, sentences):
     rows = model.tokenizer.encode_batch(sentences, add_eos=True)
     ids = np.zeros((len(rows), max(map(len, rows))), "int32")
     for index, row in enumerate(rows):
         ids[index, : len(row)] = row
     return ids[:, :-1], ids[:, 1:]
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("method", ["baseline", "knowledge", "knowledge_add"])
-def test_a_method_fine_tunes_a_preset_and_the_saved_model_answers_the_same(method, gpt2_preset, quick_task, tmp_path,
-                                                                         monkeypatch):
-    monkeypatch.setattr(baseline, "QUICK_EPOCHS", 1)
-    monkeypatch.setattr(knowledge, "QUICK_EPOCHS", 1)
-    out = str(tmp_path / method)
-    metadata = fine_tune(quick_task, gpt2_preset, method, out, quick=True, verbose=0)
-    reloaded = {split: rates for split, (rates, _)
-                in evaluate_splits(load_fine_tuned(out), quick_task, quick_task.evaluated_splits).items()}
-    assert reloaded == metadata["results"]
 
 
 def test_model_add_injection_then_fit_then_save_and_load(gpt2_preset, people_task, tmp_path):
