@@ -12,6 +12,24 @@ def next_token_loss():
     return keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0)
 
 
+def compile_mle(model, learning_rate, decay_steps, jit_compile=False):
+    """Compiles `model` for next-token training as `train_mle` does: AdamW, cosine decay to 10%.
+
+    Args:
+        model: `CausalLanguageModel`.
+        learning_rate: float. Peak learning rate.
+        decay_steps: int. Steps of the cosine decay.
+        jit_compile: bool. Compile the train step with XLA.
+    """
+    model.compile(optimizer=mle_optimizer(learning_rate, decay_steps), loss=next_token_loss(), jit_compile=jit_compile)
+
+
+def mle_optimizer(learning_rate, decay_steps):
+    """AdamW (weight decay 0.01) with cosine decay from `learning_rate` to 10% over `decay_steps`."""
+    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=decay_steps, alpha=0.1)
+    return keras.optimizers.AdamW(learning_rate=schedule, weight_decay=0.01)
+
+
 def train_mle(
     model,
     sentences,
@@ -42,12 +60,7 @@ def train_mle(
     keras.utils.set_random_seed(seed)
     dataset = token_batches(model.tokenizer, sentences, model.sequence_length, batch_size, shuffle_seed=seed)
     steps = max(1, epochs * -(-len(sentences) // batch_size))
-    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps=steps, alpha=0.1)
-    model.compile(
-        optimizer=keras.optimizers.AdamW(learning_rate=schedule, weight_decay=0.01),
-        loss=next_token_loss(),
-        jit_compile=jit_compile,
-    )
+    compile_mle(model, learning_rate, steps, jit_compile=jit_compile)
     with warnings.catch_warnings():
         # Length bucketing hides the dataset's size from Keras, which then
         # warns once per run that the first epoch "ran out of data".
