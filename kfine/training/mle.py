@@ -7,9 +7,42 @@ import keras
 from kfine.models.batches import token_batches
 
 
+@keras.saving.register_keras_serializable(package="kfine")
+class NextTokenLoss(keras.losses.Loss):
+    """Sparse cross-entropy on logits, averaged over the targets that are not `[PAD]` (id 0).
+
+    The value and gradients of `SparseCategoricalCrossentropy(from_logits=True,
+    ignore_class=0)` with one pass over the logits fewer: Keras also sets the
+    logits of ignored positions to zero, a select over the whole `(batch,
+    sequence, vocabulary)` tensor forward and backward (~2.5% of a step of the
+    shipped LM on CPU). Here their loss is dropped instead, so their gradient
+    is zero all the same. Each kept loss is scaled by `total / (valid + epsilon)`
+    as Keras scales a masked loss before averaging over all positions.
+
+    Args:
+        name: str.
+        reduction: str. A Keras loss reduction.
+        dtype: the loss's dtype (default float32).
+    """
+
+    def __init__(self, name="next_token_loss", reduction="sum_over_batch_size", dtype=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+
+    def call(self, y_true, y_pred):
+        valid = keras.ops.not_equal(y_true, 0)
+        losses = keras.ops.sparse_categorical_crossentropy(y_true, y_pred, from_logits=True)
+        weights = keras.ops.cast(valid, losses.dtype)
+        total = keras.ops.cast(keras.ops.size(weights), losses.dtype)
+        scale = total / (keras.ops.sum(weights) + keras.config.epsilon())
+        return keras.ops.where(valid, losses, 0.0) * scale
+
+    def get_config(self):
+        return {"name": self.name, "reduction": self.reduction, "dtype": self.dtype}
+
+
 def next_token_loss():
-    """Cross-entropy on logits that ignores `[PAD]` (id 0) targets."""
-    return keras.losses.SparseCategoricalCrossentropy(from_logits=True, ignore_class=0)
+    """Cross-entropy on logits that ignores `[PAD]` (id 0) targets (`NextTokenLoss`)."""
+    return NextTokenLoss()
 
 
 def compile_mle(model, learning_rate, decay_steps, jit_compile=False):
