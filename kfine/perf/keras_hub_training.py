@@ -53,18 +53,22 @@ def kfine_runner(model, batch, steps):
     return fit_runner(model, batch, steps)
 
 
-def keras_hub_runner(preset, token_ids, targets, steps):
-    """keras-hub's `CausalLM` of `preset`, its `fit` step on the batch its preprocessor would make.
+def keras_hub_batch(token_ids, targets):
+    """The `(inputs, targets, sample_weight)` a keras-hub preprocessor makes of a packed kfine batch.
 
     `token_ids` and `targets` are kfine ids (the preset's plus one, see
     `PresetTokenizer`); a packed batch has no padding, so the padding mask
     and the sample weights are all ones.
     """
+    inputs = {"token_ids": token_ids - 1, "padding_mask": tf.ones_like(token_ids, tf.bool)}
+    return inputs, targets - 1, tf.ones_like(targets, tf.float32)
+
+
+def keras_hub_runner(preset, token_ids, targets, steps):
+    """keras-hub's `CausalLM` of `preset` and its `fit` step on `keras_hub_batch`; returns `(runner, jit_compile)`."""
     causal_lm = keras_hub.models.CausalLM.from_preset(preset, preprocessor=None)
     causal_lm.compile(optimizer=mle_optimizer(LEARNING_RATE, decay_steps=1000), weighted_metrics=[])
-    inputs = {"token_ids": token_ids - 1, "padding_mask": tf.ones_like(token_ids, tf.bool)}
-    batch = (inputs, targets - 1, tf.ones_like(targets, tf.float32))
-    return fit_runner(causal_lm, batch, steps), causal_lm.jit_compile
+    return fit_runner(causal_lm, keras_hub_batch(token_ids, targets), steps), causal_lm.jit_compile
 
 
 def measure_keras_hub_training(graph, templates, size):
