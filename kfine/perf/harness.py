@@ -205,7 +205,8 @@ def median_table(results):
     """A markdown table of the median ratios, each run's value beside them, and the targets."""
     runs = results["raw"]["runs"]
     lines = [
-        "| measurement | median | " + " | ".join(f"run {index}" for index in range(1, len(runs) + 1)) + " | target | met |",
+        "| measurement | median | " + " | ".join(f"run {index}" for index in range(1, len(runs) + 1))
+        + " | target | met |",
         "|---|---|" + "---|" * len(runs) + "---|---|",
     ]
     for name, value in results["ratios"].items():

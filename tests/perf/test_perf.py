@@ -8,11 +8,12 @@ import sys
 
 import numpy as np
 import pytest
+from presets import TINY_PRESET_DIMS
 
 from kfine.cli import main
+from kfine.datasets.geonames import build_geonames
 from kfine.errors import KfineError
 from kfine.perf import harness
-from kfine.datasets.geonames import build_geonames
 from kfine.perf.harness import TARGETS
 from kfine.perf.keras_hub_training import keras_hub_batch
 from kfine.perf.kg_scaling import synthetic_triples
@@ -198,7 +199,7 @@ def test_keras_hub_contender_trains_on_the_same_batch_with_the_same_loss(tmp_pat
 
     sentences = [f"City {index} lies in country {index % 7}." for index in range(200)]
     preset = str(tmp_path / "gpt2")
-    build_preset("gpt2", sentences, preset)
+    build_preset("gpt2", sentences, preset, **TINY_PRESET_DIMS)
     language_model = load_model(preset)
     rows = language_model.tokenizer.encode_batch(sentences[:2], add_eos=True)
     tokens = np.asarray([row[:9] for row in rows], "int32")
