@@ -35,21 +35,19 @@ from kfine.knowledge.verbalizer import Verbalizer
 from kfine.models.loading import load_model, load_options
 from kfine.models.preset_builder import build_preset
 from kfine.perf.timing import interleaved, min_ratio, paired_ratio
-from kfine.perf.training import LEARNING_RATE, fit_runner, injected_lm, packed_batch
-from kfine.training.mle import compile_mle, mle_optimizer, train_mle
+from kfine.perf.training import DEFAULT_JIT_COMPILE, LEARNING_RATE, fit_runner, injected_lm, packed_batch
+from kfine.training.mle import compile_mle, mle_optimizer
 from kfine.training.pretrain_preset import PRESET_DIMS, pretrain_preset
 
 LORA_RANK = 4
 # The vocabulary `kfine pretrain --architecture gpt2` learns by default.
 VOCABULARY_SIZE = inspect.signature(pretrain_preset).parameters["vocabulary_size"].default
-# The XLA setting `train_mle` compiles with when the methods call it.
-MLE_JIT_COMPILE = inspect.signature(train_mle).parameters["jit_compile"].default
 CONTROL = "kfine_preset_lm_control"
 
 
 def kfine_runner(model, batch, steps):
     """`model` compiled as `train_mle` compiles it; a callable fitting `steps` steps on `batch`."""
-    compile_mle(model, LEARNING_RATE, decay_steps=1000, jit_compile=MLE_JIT_COMPILE)
+    compile_mle(model, LEARNING_RATE, decay_steps=1000, jit_compile=DEFAULT_JIT_COMPILE)
     return fit_runner(model, batch, steps)
 
 
@@ -117,7 +115,7 @@ def measure_keras_hub_training(graph, templates, size):
         "sequence_length": language_model.sequence_length,
         "lora_rank": LORA_RANK,
         "trainable_parameters": {"full": _trainable(language_model), "lora": _trainable(lora_model)},
-        "jit_compile": {"kfine": MLE_JIT_COMPILE, "keras_hub": keras_hub_jit_compile},
+        "jit_compile": {"kfine": DEFAULT_JIT_COMPILE, "keras_hub": keras_hub_jit_compile},
         "steps_per_repeat": steps,
         "repeats": size.training_repeats,
         "step_seconds": step,

@@ -134,7 +134,9 @@ def _measure_linking_here(size):
     text = synthetic_text(graph, size.linking_words)
     num_tokens = len(_WORD.findall(text))
     linker = EntityLinker(graph)
-    contenders = {"kfine": linker.link, "flashtext": _flashtext_linker(graph), "pyahocorasick": _ahocorasick_linker(graph)}
+    contenders = {
+        "kfine": linker.link, "flashtext": _flashtext_linker(graph), "pyahocorasick": _ahocorasick_linker(graph)
+    }
     mentions = {name: len(link(text)) for name, link in contenders.items()}
     timings = interleaved(
         {name: (lambda link=link: link(text)) for name, link in contenders.items()},

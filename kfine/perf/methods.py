@@ -19,10 +19,10 @@ import inspect
 
 import numpy as np
 
-from kfine.knowledge.task import QUICK as QUICK_TASK
-from kfine.knowledge.task import FactTask
 from kfine.factcheck.knowledge_graph_checker import KnowledgeGraphChecker
 from kfine.knowledge.linker import EntityLinker
+from kfine.knowledge.task import QUICK as QUICK_TASK
+from kfine.knowledge.task import FactTask
 from kfine.models.loading import copy_model
 from kfine.perf.timing import interleaved, min_ratio, paired_ratio
 from kfine.perf.training import DEFAULT_JIT_COMPILE, fit_runner, packed_batch, train_step_runner
