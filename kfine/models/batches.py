@@ -15,7 +15,7 @@ def token_batches(tokenizer, sentences, sequence_length, batch_size, shuffle_see
     runs in-graph (tensorflow-text). Batches group sentences of similar length
     and are right-padded with `[PAD]` to a few fixed lengths, so the train step
     is traced once per bucket and little compute goes to padding; `[PAD]`
-    targets carry no loss (`ignore_class=0` in the loss).
+    targets carry no loss (`kfine.training.mle.NextTokenLoss`).
 
     Args:
         tokenizer: `WordPieceTokenizer`.

@@ -77,6 +77,8 @@ QUICK = PerfSize(
 TARGETS = {
     "lm_vs_kerashub": ("min", 1.0),
     "injection_overhead": ("max", 1.15),
+    "kerashub_lm_step_vs_kfine": ("min", 0.95),
+    "kerashub_injection_overhead": ("max", 1.15),
     "mfu": ("min", 0.35),
     "linker_vs_flashtext": ("min", 1.0),
     "kg_scaling_slope": ("max", 1.1),
@@ -120,6 +122,7 @@ def run_perf(pretrained, out_dir, quick=False, echo=print):
     from kfine.datasets.geonames import build_geonames
     from kfine.models.loading import load_metadata, load_model
     from kfine.perf.generation import measure_generation
+    from kfine.perf.keras_hub_training import measure_keras_hub_training
     from kfine.perf.kg_scaling import measure_kg_scaling
     from kfine.perf.linking import measure_linking
     from kfine.perf.methods import measure_methods
@@ -133,6 +136,7 @@ def run_perf(pretrained, out_dir, quick=False, echo=print):
     raw = {"size": "quick" if quick else "full", "device": device_description(), "load_at_start": load_average()}
     measurements = (
         ("training", lambda: measure_training(language_model, architecture, graph, templates, size)),
+        ("keras_hub_training", lambda: measure_keras_hub_training(graph, templates, size)),
         ("linking", lambda: measure_linking(size)),
         ("kg_scaling", lambda: measure_kg_scaling(graph, size)),
         ("generation", lambda: measure_generation(language_model, graph, templates, size)),
@@ -232,6 +236,8 @@ def perf_table(results):
     lines.append(f"| peak float32 matmul GFLOP/s ({training['matmul_size']}^2) | "
                  f"{training['peak_matmul_flops_per_second'] / 1e9:.1f} |")
     lines.append(f"| kfine LM train GFLOP/s | {training['achieved_flops_per_second'] / 1e9:.1f} |")
+    for name, value in raw["keras_hub_training"]["tokens_per_second"].items():
+        lines.append(f"| train tokens/s, keras-hub GPT-2 preset, {name} | {value:,.0f} |")
     for name, value in raw["linking"]["tokens_per_second"].items():
         lines.append(f"| linking tokens/s, {name} ({raw['linking']['surface_forms']:,} surface forms) | {value:,.0f} |")
     for run in raw["kg_scaling"]["sizes"]:

@@ -14,13 +14,16 @@ from kfine.datasets.geonames import build_geonames
 from kfine.errors import KfineError
 from kfine.perf import harness
 from kfine.perf.harness import TARGETS
+from kfine.perf.keras_hub_training import keras_hub_batch
 from kfine.perf.kg_scaling import synthetic_triples
 from kfine.perf.linking import synthetic_aliases, synthetic_text
 from kfine.perf.methods import pad_width
 from kfine.perf.training import train_flops_per_token
+from presets import TINY_PRESET_DIMS
 
 # The slope last: it is the only ratio that may be negative (at quick sizes the CPU seconds are noise).
-MEASURED = ("lm_vs_kerashub", "injection_overhead", "xla_speedup", "mfu", "linker_vs_flashtext",
+MEASURED = ("lm_vs_kerashub", "injection_overhead", "xla_speedup", "mfu", "kerashub_lm_step_vs_kfine",
+            "lora_step_vs_full", "kerashub_injection_overhead", "linker_vs_flashtext",
             "linker_vs_ahocorasick", "constrained_vs_unconstrained", "adversarial_step_vs_mle",
             "factcheck_step_vs_mle", "kg_scaling_slope")
 
@@ -64,6 +67,7 @@ def test_perf_raw_records_device_load_and_work(perf_run):
     # The fastest-round estimator's ratios stay beside the paired ones.
     min_of_rounds = {
         "training": {"lm_vs_kerashub", "injection_overhead", "xla_speedup", "control_vs_lm", "mfu"},
+        "keras_hub_training": {"kerashub_lm_step_vs_kfine", "lora_step_vs_full", "kerashub_injection_overhead"},
         "linking": {"linker_vs_flashtext", "linker_vs_ahocorasick"},
         "generation": {"constrained_vs_unconstrained"},
         "methods": {"adversarial_step_vs_mle", "factcheck_step_vs_mle"},
@@ -73,6 +77,15 @@ def test_perf_raw_records_device_load_and_work(perf_run):
         assert all(value > 0 for value in raw[section]["min_of_rounds"].values()), section
     for timing in training["timings"].values():
         assert len(timing["all"]) == training["repeats"] and len(timing["load"]) == 2
+    hub = raw["keras_hub_training"]
+    assert set(hub["step_seconds"]) == {"kfine_preset_lm", "keras_hub_causal_lm", "kfine_preset_lora",
+                                        "kfine_preset_injected", "kfine_preset_lm_control"}
+    assert hub["preset"]["architecture"] == "gpt2" and hub["batch_size"] == training["batch_size"]
+    # LoRA trains a small fraction of the weights, both sides train without XLA on a CPU.
+    assert 0 < hub["trainable_parameters"]["lora"] < hub["trainable_parameters"]["full"] / 10
+    assert set(hub["cpu_time"]) == set(hub["min_of_rounds"]) and hub["control_vs_lm"] > 0
+    if not raw["device"]["gpus"]:
+        assert hub["jit_compile"] == {"kfine": False, "keras_hub": False}
     linking = raw["linking"]
     # The three linkers do the same work on the synthetic text.
     assert len(set(linking["mentions_found"].values())) == 1 and linking["mentions_found"]["kfine"] > 0
@@ -103,6 +116,7 @@ def test_perf_table_lists_ratios_with_targets(perf_run):
     for name in ("constrained_vs_unconstrained", "adversarial_step_vs_mle", "factcheck_step_vs_mle"):
         assert f"| {name} | {results['ratios'][name]:.3f} |" in table
     assert "| KG-constrained greedy generation tokens/s |" in table
+    assert "| train tokens/s, keras-hub GPT-2 preset, keras_hub_causal_lm |" in table
     assert "| train step ms, adversarial (" in table
     assert "Device: " in table
 
@@ -172,3 +186,27 @@ def test_a_failed_run_stops_with_an_error(tmp_path, monkeypatch):
     monkeypatch.setattr(harness.subprocess, "run", lambda command: subprocess.CompletedProcess(command, 1))
     with pytest.raises(KfineError, match="run 1 of 2 failed"):
         harness.run_perf_runs("model_dir", str(tmp_path / "out"), runs=2, echo=lambda line: None)
+
+
+def test_keras_hub_contender_trains_on_the_same_batch_with_the_same_loss(tmp_path):
+    import keras
+    import keras_hub
+    import tensorflow as tf
+
+    from kfine.models.loading import load_model
+    from kfine.models.preset_builder import build_preset
+    from kfine.training.mle import next_token_loss
+
+    sentences = [f"City {index} lies in country {index % 7}." for index in range(200)]
+    preset = str(tmp_path / "gpt2")
+    build_preset("gpt2", sentences, preset, **TINY_PRESET_DIMS)
+    language_model = load_model(preset)
+    rows = language_model.tokenizer.encode_batch(sentences[:2], add_eos=True)
+    tokens = np.asarray([row[:9] for row in rows], "int32")
+    token_ids, targets = tf.constant(tokens[:, :-1]), tf.constant(tokens[:, 1:])
+    inputs, hub_targets, sample_weight = keras_hub_batch(token_ids, targets)
+    causal_lm = keras_hub.models.CausalLM.from_preset(preset, preprocessor=None)
+    hub_loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(
+        hub_targets, causal_lm(inputs), sample_weight=sample_weight)
+    kfine_loss = next_token_loss()(targets, language_model(token_ids))
+    np.testing.assert_allclose(float(kfine_loss), float(hub_loss), rtol=1e-5)
