@@ -5,7 +5,6 @@ Run from the repository root after `make install` (or inside `make demo`'s .venv
     .venv/bin/python examples/00_quickstart.py
 """
 
-import keras
 
 import kfine
 from kfine.bench import run_bench
@@ -16,8 +15,9 @@ files = default_kg_files()  # writes the geonames KG once into ~/.cache/kfine
 graph = kfine.KnowledgeGraph.from_files(files["triples"], files["aliases"])
 print(graph, "| capital of France:", graph.objects("France", "capital"))
 
-# The pretrained model is a plain keras.Sequential subclass: no custom_objects, safe_mode stays on.
-model = keras.models.load_model(f"{shipped_model_path()}/model.keras")
+# The shipped pretrained model is a keras-hub GPT-2 preset; kfine wraps it in a keras.Sequential
+# subclass with the preset's own tokenizer (no custom_objects, safe_mode stays on).
+model = kfine.load_model(shipped_model_path())
 print(kfine.generate(model, ["The capital of France is", "Osaka is a city in"]))
 
 # Baseline MLE fine-tuning measured on seen / held-out / unknown / paraphrase facts.

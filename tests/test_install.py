@@ -95,7 +95,8 @@ def test_non_editable_install_provides_kfine_layers(fresh_venv, tmp_path):
     assert _is_under(kfine_file, venv_site_packages) and _is_under(layers_file, venv_site_packages)
     # The shipped model is package data: the wheel carries it, not the checkout.
     assert _is_under(model_dir, os.path.join(venv_site_packages, "kfine", "saved_models"))
-    assert sorted(os.listdir(model_dir)) == sorted(os.listdir(os.path.join(REPOSITORY, "saved_models", "geonames-lm")))
+    shipped = os.path.join(REPOSITORY, "saved_models", "geonames-lm")
+    assert sorted(os.listdir(model_dir)) == sorted(os.listdir(shipped))
     assert not _is_under(kfine_file, REPOSITORY) and not _is_under(layers_file, REPOSITORY)
 
     script = os.path.join(os.path.dirname(python), "kfine")

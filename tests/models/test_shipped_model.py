@@ -5,7 +5,18 @@ import os
 import subprocess
 import sys
 
-from kfine.models.shipped import shipped_model_path
+import pytest
+
+from kfine.models.shipped import GPT2_PRESET, SHIPPED_MODEL, shipped_model_path
+
+# The GPT-2 preset: keras-hub alone loads it, in a process that never imports kfine.
+LOAD_WITH_KERAS_HUB_ONLY = """
+import sys
+import keras_hub
+model = keras_hub.models.CausalLM.from_preset(sys.argv[1])
+print(type(model).__name__, "kfine" in sys.modules)
+print(model.generate("Osaka is a city in", max_length=24))
+"""
 
 LOAD_WITH_KERAS_ONLY = """
 import sys
@@ -16,7 +27,17 @@ print(kfine.generate(model, ["Osaka is a city in"])[0])
 """
 
 
-def test_shipped_model_loads_with_keras_alone_in_safe_mode():
+def test_the_gpt2_preset_loads_with_keras_hub_alone():
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    result = subprocess.run([sys.executable, "-c", LOAD_WITH_KERAS_HUB_ONLY, shipped_model_path(GPT2_PRESET)],
+                            capture_output=True, text=True, timeout=300, env=env, cwd="/")
+    assert result.returncode == 0, result.stderr[-2000:]
+    kind, generated = result.stdout.strip().splitlines()[-2:]
+    assert kind == "GPT2CausalLM False"
+    assert generated.startswith("Osaka is a city in") and len(generated) > len("Osaka is a city in")
+
+
+def test_the_default_model_loads_with_keras_alone_in_safe_mode():
     path = os.path.join(shipped_model_path(), "model.keras")
     result = subprocess.run([sys.executable, "-c", LOAD_WITH_KERAS_ONLY, path], capture_output=True, text=True,
                             timeout=300)
@@ -26,13 +47,14 @@ def test_shipped_model_loads_with_keras_alone_in_safe_mode():
     assert generated.strip()
 
 
-def test_shipped_model_has_a_card_and_fits_the_size_budget():
-    directory = shipped_model_path()
+@pytest.mark.parametrize("name", [SHIPPED_MODEL, GPT2_PRESET])
+def test_shipped_model_has_a_card_and_fits_the_size_budget(name):
+    directory = shipped_model_path(name)
     with open(os.path.join(directory, "training.json"), encoding="utf-8") as stream:
         metadata = json.load(stream)
     for key in ("command", "training_seconds", "final_loss", "seen_fact_accuracy", "kg_fingerprint", "split_seed"):
         assert key in metadata, key
     card = open(os.path.join(directory, "README.md"), encoding="utf-8").read()
     assert metadata["command"] in card and str(metadata["seen_fact_accuracy"]) in card
-    size = sum(os.path.getsize(os.path.join(directory, name)) for name in os.listdir(directory))
+    size = sum(os.path.getsize(os.path.join(root, file)) for root, _, files in os.walk(directory) for file in files)
     assert size <= 25 * 1024 * 1024
