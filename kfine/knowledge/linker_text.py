@@ -4,6 +4,12 @@ Text is split into words and punctuation characters (see `_token_patterns`);
 each distinct word of any surface form gets one character of its own, so a
 text becomes a string of one character per word and pyahocorasick's
 `iter_long` finds the leftmost-longest, non-overlapping surface forms in C.
+
+That scan is slow on big graphs: pyahocorasick looks up a node's children
+one by one, and the root has a child per distinct first word. So ASCII
+texts whose words are apart by single spaces, the common case, take a
+second automaton over the characters of the surface forms instead (see
+`_spellings`), and keep the matches that start and end at word boundaries.
 """
 
 import functools
@@ -24,6 +30,14 @@ _ASCII_SEPARATORS = re.compile("[\x1c-\x1f]")
 # cannot hold.
 _OTHER_WORD = "\x01"
 _FIRST_WORD_CODE = 0x100
+# Runs of ASCII whitespace other than a single space: texts holding one take
+# the word-coded path. (`in` is a memchr; one regex search costs ~3x more.)
+_NOT_SINGLE_SPACE = ("  ", "\t", "\n", "\x0b", "\x0c", "\r", "\x1c", "\x1d", "\x1e", "\x1f")
+# Maps an ASCII byte to 1 for letters and digits, the ASCII word characters.
+_ALNUM_BYTES = bytes(int(chr(code).isalnum()) for code in range(256))
+# A form with more junctions next to punctuation than this has too many
+# spellings (2 ** junctions) to list; its presence turns the character path off.
+_MAX_PUNCTUATION_JUNCTIONS = 6
 
 
 class TextMatcher:
@@ -44,13 +58,23 @@ class TextMatcher:
         self._basic_pattern, self._pattern = _token_patterns()
         self._word_codes = {}
         self._automaton = ahocorasick.Automaton()
+        self._characters = ahocorasick.Automaton()
         for form, entity_id in surface_forms:
-            words = [self._word_code(self.key(word)) for word in self._pattern.findall(form)]
-            coded = "".join(words)
-            if coded and coded not in self._automaton:
-                self._automaton.add_word(coded, (len(coded), entity_id))
+            keys = [self.key(word) for word in self._pattern.findall(form)]
+            coded = "".join(map(self._word_code, keys))
+            if not coded or coded in self._automaton:
+                continue
+            self._automaton.add_word(coded, (len(coded), entity_id))
+            spellings = _spellings(keys) if self._characters is not None else ()
+            if spellings is None:
+                self._characters = None
+                spellings = ()
+            for spelling in spellings:
+                self._characters.add_word(spelling, (len(spelling), entity_id))
         if len(self._automaton):
             self._automaton.make_automaton()
+            if self._characters is not None and len(self._characters):
+                self._characters.make_automaton()
 
     def key(self, word):
         """The form `word` is compared in."""
@@ -71,6 +95,8 @@ class TextMatcher:
         if not len(self._automaton):
             return []
         is_ascii = text.isascii()
+        if is_ascii and self._characters is not None and not any(map(text.__contains__, _NOT_SINGLE_SPACE)):
+            return self._match_characters(text if self.case_sensitive else text.lower())
         basic = "_" not in text and (is_ascii or not _ASTRAL.search(text))
         if basic and is_ascii and not _ASCII_SEPARATORS.search(text):
             pattern = _ASCII_PATTERN
@@ -95,6 +121,55 @@ class TextMatcher:
             (offsets[2 * (last + 1 - length)], offsets[2 * last + 1], entity_id)
             for last, (length, entity_id) in matches
         ]
+
+    def _match_characters(self, text):
+        """`match` of an ASCII text whose words are apart by single spaces."""
+        if not len(self._characters):
+            return []
+        # Every occurrence, so that one starting inside a word cannot hide a
+        # later one as leftmost-longest over characters would; ASCII words
+        # are runs of letters and digits, and each other non-space character
+        # is a token of its own.
+        # inside[i] is 1 where characters i - 1 and i are both letters or
+        # digits: no word boundary at offset i (padded, so offset 0 and the
+        # end are boundaries).
+        alnum = b"\0" + text.encode("ascii").translate(_ALNUM_BYTES) + b"\0"
+        inside = (int.from_bytes(alnum[:-1], "big") & int.from_bytes(alnum[1:], "big")).to_bytes(len(text) + 1, "big")
+        found = [
+            (end - length + 1, -end - 1, entity_id)
+            for end, (length, entity_id) in self._characters.iter(text)
+            if not inside[end - length + 1] and not inside[end + 1]
+        ]
+        found.sort()
+        mentions = []
+        covered = 0
+        for start, negative_end, entity_id in found:
+            if start >= covered:
+                covered = -negative_end
+                mentions.append((start, covered, entity_id))
+        return mentions
+
+
+def _spellings(keys):
+    """The ways an ASCII text with single spaces can spell the word keys `keys`.
+
+    Two words are apart by one space; next to punctuation the space may be
+    there or not. Returns `()` where no ASCII text can match (a key that is
+    no single ASCII token) and None where there are too many spellings.
+    """
+    for key in keys:
+        if not key.isascii() or not (key.isalnum() or (len(key) == 1 and not key.isspace())):
+            return ()
+    junctions = [" " if keys[i].isalnum() and keys[i + 1].isalnum() else None for i in range(len(keys) - 1)]
+    free = junctions.count(None)
+    if free > _MAX_PUNCTUATION_JUNCTIONS:
+        return None
+    spellings = []
+    for gaps in itertools.product(("", " "), repeat=free):
+        gaps = iter(gaps)
+        separators = [junction if junction is not None else next(gaps) for junction in junctions] + [""]
+        spellings.append("".join(itertools.chain.from_iterable(zip(keys, separators))))
+    return spellings
 
 
 @functools.cache
