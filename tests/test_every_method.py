@@ -71,7 +71,7 @@ def wrong_signature(task, pretrained):
 @pytest.mark.parametrize("command", ["finetune", "bench"])
 def test_a_method_registered_with_the_wrong_signature_is_a_one_line_error(command, people_kg_files, pretrained_dir,
                                                                           tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(methods, "_METHODS", dict(methods._METHODS))  # the registration ends with the test
+    monkeypatch.setattr(methods, "_USER_METHODS", dict(methods._USER_METHODS))  # the registration ends with the test
     register_method("wrong_signature")(wrong_signature)
     choice = ["--method", "wrong_signature"] if command == "finetune" else ["--methods", "baseline,wrong_signature"]
     out = str(tmp_path / "out")
