@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from kfine.errors import KfineError
 from kfine.knowledge import KnowledgeGraph, linker_graph
-from kfine.knowledge.linker import NO_ENTITY, EntityLinker, Mention, TokenMention
+from kfine.knowledge.linker import NO_ENTITY, EntityLinker, Mention, Mentions, TokenMention
 from kfine.knowledge.names import normalize_name
 from kfine.models.tokenizer import WordPieceTokenizer
 
@@ -143,6 +143,21 @@ def test_overlapping_candidates_are_leftmost_longest(linker):
         ("United States of America", "United States"),
         ("United States", "United States"),
     ]
+
+
+def test_mentions_are_a_sequence_with_span_arrays(linker, graph):
+    text = "From Paris to Conakry, then Paris."
+    mentions = linker.link(text)
+    expected = [Mention(5, 10, "Paris", graph.entity_id("Paris"), "Paris"),
+                Mention(14, 21, "Conakry", graph.entity_id("Conakry"), "Conakry"),
+                Mention(28, 33, "Paris", graph.entity_id("Paris"), "Paris")]
+    assert isinstance(mentions, Mentions) and len(mentions) == 3 and mentions.text == text
+    assert mentions == expected and expected == mentions and mentions == tuple(expected)
+    assert mentions == linker.link(text) and mentions != expected[:2] and mentions != "Paris"
+    assert mentions[-1] == expected[-1] and mentions[:1] == expected[:1] and list(reversed(mentions)) == expected[::-1]
+    assert mentions.starts.tolist() == [5, 14, 28] and mentions.ends.tolist() == [10, 21, 33]
+    assert mentions.entity_ids.tolist() == [mention.entity_id for mention in expected]
+    assert repr(mentions) == repr(expected)
 
 
 def test_empty_text_and_text_without_entities(linker):

@@ -1,10 +1,13 @@
 """`TextMatcher` against a word-by-word reference: the character path must find what the words define."""
 
 import itertools
+import random
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from kfine.knowledge import linker_text
 from kfine.knowledge.linker_text import TextMatcher, _token_patterns
 
 WORDS = ["Ana", "ana", "Bo", "bo", "Cy", "x", "-", ".", "_", "'", "Éva", "ß", "ss", "SS", "12", "a1"]
@@ -56,3 +59,40 @@ def test_forms_with_many_punctuation_junctions_turn_the_character_path_off():
     assert matcher._characters is None
     text = "see A. B.C.D. E here"
     assert [text[start:end] for start, end, _ in matcher.match(text)] == ["A. B.C.D. E"]
+
+
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(forms=forms, text=texts, case_sensitive=st.booleans())
+def test_long_text_path_equals_word_reference(monkeypatch, forms, text, case_sensitive):
+    # Texts from `_SHORT_TEXT` characters on choose among occurrences with numpy.
+    monkeypatch.setattr(linker_text, "_SHORT_TEXT", 0)
+    surface_forms = list(zip(forms, range(len(forms))))
+    assert TextMatcher(surface_forms, case_sensitive).match(text) == reference(surface_forms, case_sensitive, text)
+
+
+@pytest.mark.parametrize("short_text", [10**9, 0])
+@pytest.mark.parametrize("gap", [" ", "  "])
+def test_a_longer_form_does_not_hide_a_shorter_one(monkeypatch, short_text, gap):
+    # pyahocorasick's `iter_long` returns nothing here: "Ana Bo Cy" leads towards the first
+    # form, and "Cy" is reached only through failure links it does not report.
+    monkeypatch.setattr(linker_text, "_SHORT_TEXT", short_text)
+    matcher = TextMatcher([("Ana Bo Cy Dy", 0), ("Bo Cy Dy Ex", 1), ("Cy", 2)], case_sensitive=True)
+    assert matcher.match(f"Ana Bo{gap}Cy Xu") == [(6 + len(gap), 8 + len(gap), 2)]
+
+
+def test_long_texts_find_what_their_pieces_do():
+    # Pieces apart by a word in no form, so that no mention crosses them; single-spaced ASCII takes
+    # the character path, the rest the word path.
+    rng = random.Random(0)
+    matcher = TextMatcher([(" ".join(rng.choices(WORDS, k=rng.randint(1, 3))), i) for i in range(40)], True)
+    for words, gap in ([word for word in WORDS if word.isascii()], " "), (WORDS, "  "):
+        pieces = [gap.join(rng.choices(words, k=12)) for _ in range(300)]
+        separator = f"{gap}Zq{gap}"
+        expected, offset = [], 0
+        for piece in pieces:
+            expected += [(start + offset, end + offset, entity_id) for start, end, entity_id in matcher.match(piece)]
+            offset += len(piece) + len(separator)
+        text = separator.join(pieces)
+        assert len(text) > linker_text._SHORT_TEXT and len(expected) > 1000
+        assert matcher.match(text) == expected
