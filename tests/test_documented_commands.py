@@ -94,8 +94,8 @@ def test_pretrain_writes_a_model_that_generates(people_kg_files, tmp_path, capsy
 
 
 @pytest.mark.slow
-def test_kg_commands_export_import_embed_and_sample(people_kg_files, pretrained_dir, people_sample, tiny_methods,
-                                                    tmp_path, capsys):
+def test_kg_commands_export_import_embed_and_sample(people_kg_files, pretrained_dir, tiny_methods, tmp_path, request,
+                                                    capsys):
     graph = KnowledgeGraph.from_files(people_kg_files["triples"], people_kg_files["aliases"])
     graph_dir, kg_dir, embeddings = (str(tmp_path / name) for name in ("graph", "kg", "embeddings"))
     files = ["--triples", people_kg_files["triples"], "--aliases", people_kg_files["aliases"]]
@@ -114,6 +114,8 @@ def test_kg_commands_export_import_embed_and_sample(people_kg_files, pretrained_
     assert returncode == 0, stderr
     assert load_metadata(out)["init_embeddings"] == os.path.join(embeddings, "gnn")
 
+    # `kfine kg sample`: the shared sample, requested last since another worker may be drawing it meanwhile.
+    people_sample = request.getfixturevalue("people_sample")
     sampled = KnowledgeGraph.load(os.path.join(people_sample, "knowledge_graph"))
     assert 0 < sampled.num_triples and set(sampled.triples) <= set(graph.triples)
     assert os.path.isfile(os.path.join(people_sample, "sample.json"))

@@ -7,13 +7,14 @@ registered with another signature failed only when a user ran it). The
 tests check that each method trains, saves, reloads and generates, not how well.
 """
 
+import functools
 import json
 import os
 
 import pytest
 
 from cli_run import in_process, kfine_lines
-from kfine.training import methods
+from kfine.training import finetune, methods
 from kfine.training.methods import available_methods, register_method
 
 METHODS = available_methods()
@@ -26,16 +27,52 @@ def kg_flags(files):
     return ["--triples", files["triples"], "--templates", files["templates"], "--aliases", files["aliases"]]
 
 
+@pytest.fixture(scope="module")
+def fine_tuned(people_kg_files, pretrained_dir, tiny_methods, tmp_path_factory):
+    """`fine_tuned(method, capsys)`: `kfine finetune --method METHOD --quick` run once per module.
+
+    Returns `{"out", "returncode", "stdout", "stderr", "call", "generator"}`:
+    `call` holds the arguments the method was called with and `generator`
+    what it returned, so the bench test can hand the same fine-tuned
+    generator to `kfine bench` instead of training every method twice.
+    """
+    root, runs = tmp_path_factory.mktemp("finetune"), {}
+
+    def run(method, capsys):
+        if method not in runs:
+            recorded = {}
+
+            def recording_get_method(name):
+                function = methods.get_method(name)
+
+                @functools.wraps(function)
+                def recording(task, pretrained, seed, log_dir, quick=False, verbose=0, **options):
+                    recorded["call"] = {"task": task, "pretrained": pretrained, "seed": seed, "quick": quick,
+                                        "options": options}
+                    recorded["generator"] = function(task, pretrained, seed, log_dir, quick=quick, verbose=verbose,
+                                                     **options)
+                    return recorded["generator"]
+                return recording
+
+            out = str(root / method)
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr(finetune, "get_method", recording_get_method)
+                returncode, stdout, stderr = in_process(
+                    ["finetune", "--method", method, "--quick", *kg_flags(people_kg_files), "--model",
+                     pretrained_dir, "--logdir", str(root / f"{method}-logs"), "--out", out], capsys)
+            runs[method] = {"out": out, "returncode": returncode, "stdout": stdout, "stderr": stderr, **recorded}
+        return runs[method]
+
+    return run
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("method", METHODS)
-def test_finetune_saves_a_model_that_generates(method, people_kg_files, pretrained_dir, tiny_methods, tmp_path,
-                                               capsys):
-    out = str(tmp_path / method)
-    returncode, stdout, stderr = in_process(
-        ["finetune", "--method", method, "--quick", *kg_flags(people_kg_files), "--model", pretrained_dir,
-         "--logdir", str(tmp_path / "logs"), "--out", out], capsys)
-    assert returncode == 0, stderr
-    assert f"\nsaved {out} ({method}, seed 0)" in stdout, stdout
+def test_finetune_saves_a_model_that_generates(method, fine_tuned, capsys):
+    run = fine_tuned(method, capsys)
+    out = run["out"]
+    assert run["returncode"] == 0, run["stderr"]
+    assert f"\nsaved {out} ({method}, seed 0)" in run["stdout"], run["stdout"]
     with open(os.path.join(out, "training.json"), encoding="utf-8") as stream:
         metadata = json.load(stream)
     assert (metadata["method"], metadata["quick"]) == (method, True)
@@ -48,12 +85,42 @@ def test_finetune_saves_a_model_that_generates(method, people_kg_files, pretrain
 
 
 @pytest.mark.slow
-def test_bench_reports_every_method_on_every_split(people_kg_files, pretrained_dir, tiny_methods, tmp_path, capsys):
+def test_bench_reports_every_method_on_every_split(people_kg_files, pretrained_dir, fine_tuned, tmp_path,
+                                                   monkeypatch, capsys):
+    """`kfine bench` over every method, each method's training replayed from its `kfine finetune` run.
+
+    The bench looks each method up and checks it as always; the method, called
+    with the task, model, seed and options it was fine-tuned with above, hands
+    back that fine-tuned generator, which the bench evaluates and reports.
+    """
+    import kfine.bench
+
+    runs = {method: fine_tuned(method, capsys) for method in METHODS}
+    assert all(run["returncode"] == 0 for run in runs.values()), {m: r["stderr"] for m, r in runs.items()}
     out = str(tmp_path / "bench")
+    replayed = []
+
+    def replaying_get_method(name):
+        function = methods.get_method(name)  # the registry's lookup and signature check
+
+        @functools.wraps(function)
+        def replay(task, pretrained, seed, log_dir, quick=False, verbose=0, **options):
+            call = runs[name]["call"]
+            assert (pretrained, seed, quick, options) == (call["pretrained"], call["seed"], call["quick"],
+                                                          call["options"])
+            assert task.finetune_sentences == call["task"].finetune_sentences
+            assert task.model_graph.fingerprint() == call["task"].model_graph.fingerprint()
+            assert log_dir.startswith(out)
+            replayed.append(name)
+            return runs[name]["generator"]
+        return replay
+
+    monkeypatch.setattr(kfine.bench, "get_method", replaying_get_method)
     returncode, stdout, stderr = in_process(
         ["bench", "--quick", "--methods", ",".join(METHODS), "--seeds", "1", *kg_flags(people_kg_files),
          "--model", pretrained_dir, "--out", out], capsys)
     assert returncode == 0, stderr
+    assert replayed == METHODS
     with open(os.path.join(out, "results.json"), encoding="utf-8") as stream:
         results = json.load(stream)
     assert results["config"]["methods"] == METHODS

@@ -47,9 +47,11 @@ def tiny_inputs(people_kg_files, pretrained_dir, tiny_methods, tmp_path, monkeyp
 
 @pytest.mark.slow
 @pytest.mark.parametrize("script", sorted(EXAMPLES))
-def test_example_runs_to_its_end(script, tiny_inputs, people_sample, monkeypatch, capsys):
+def test_example_runs_to_its_end(script, tiny_inputs, request, monkeypatch, capsys):
     flags, last_words = EXAMPLES[script]
     path = os.path.join(EXAMPLES_DIR, script)
-    monkeypatch.setattr(sys, "argv", [path, *(people_sample if flag == "$people_sample" else flag for flag in flags)])
+    # Only the script that reads it waits for the shared sample (another worker may be drawing it).
+    flags = [request.getfixturevalue("people_sample") if flag == "$people_sample" else flag for flag in flags]
+    monkeypatch.setattr(sys, "argv", [path, *flags])
     runpy.run_path(path, run_name="__main__")
     assert last_words in capsys.readouterr().out

@@ -3,9 +3,10 @@
 Issue 17, item 7: load, generate, fine-tune for one epoch on the people KG
 (`tiny_methods`), save, reload, same greedy output; and KG-constrained
 decoding on a preset. Every method runs on GPT-2; Llama and Gemma run the
-methods that differ most in what they attach to the backbone (the MLE
-baseline, the injection layer between backbone and head), which keeps
-`make test` affordable on two cores.
+`knowledge` method, which fits the backbone and puts the injection layer
+between backbone and head (the plain model's save and reload on every
+architecture is test_preset_loading's), which keeps `make test` affordable on
+two cores.
 """
 
 import pytest
@@ -22,13 +23,19 @@ from presets import ARCHITECTURES, write_tiny_preset
 
 PROMPTS = ["Alda Varenko was born in", "The employer of Borin Quillby is"]
 RUNS = [("gpt2", method) for method in available_methods()] + [
-    (architecture, method) for architecture in ARCHITECTURES[1:] for method in ("baseline", "knowledge")]
+    (architecture, "knowledge") for architecture in ARCHITECTURES[1:]]
 
 
 @pytest.fixture(scope="module")
 def presets(people_task, tmp_path_factory):
     return {architecture: write_tiny_preset(architecture, people_task, str(tmp_path_factory.mktemp(architecture)))
             for architecture in ARCHITECTURES}
+
+
+@pytest.fixture(scope="module")
+def vocabularies(presets):
+    """`{architecture: the preset's vocabulary}`, loaded once."""
+    return {architecture: load_model(folder).tokenizer.vocabulary for architecture, folder in presets.items()}
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +46,7 @@ def quick_task(people_kg_files):
 @pytest.mark.slow
 @pytest.mark.parametrize("architecture, method", RUNS)
 def test_a_method_fine_tunes_a_preset_and_the_reloaded_model_generates_the_same(
-        architecture, method, presets, quick_task, tiny_methods, tmp_path, monkeypatch):
+        architecture, method, presets, vocabularies, quick_task, tiny_methods, tmp_path, monkeypatch):
     # What the fine-tuned generator itself completes, before `fine_tune` saves it.
     greedy = {}
     evaluate_splits = finetune.evaluate_splits
@@ -53,7 +60,7 @@ def test_a_method_fine_tunes_a_preset_and_the_reloaded_model_generates_the_same(
     metadata = finetune.fine_tune(quick_task, presets[architecture], method, out, quick=True, verbose=0)
     assert metadata["method"] == method and set(metadata["results"]) == set(quick_task.evaluated_splits)
     reloaded = finetune.load_fine_tuned(out)
-    assert reloaded.model.tokenizer.vocabulary == load_model(presets[architecture]).tokenizer.vocabulary
+    assert reloaded.model.tokenizer.vocabulary == vocabularies[architecture]
     assert reloaded.generate(PROMPTS, max_new_tokens=6) == greedy["before"]
     assert any(text for text in greedy["before"])  # it generated something to compare
 
