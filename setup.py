@@ -13,7 +13,7 @@ setup(
     # Users were promised a top-level layers/ folder that imports as kfine.layers;
     # the shipped model travels in the wheel as kfine/saved_models (see kfine/models/shipped.py).
     package_dir={"kfine.layers": "layers", "kfine.saved_models": "saved_models"},
-    package_data={"kfine.saved_models": ["*/*", "*/*/*"]},  # a preset keeps its vocabulary in assets/
+    package_data={"kfine.saved_models": ["*/*", "*/*/*/*"]},  # a preset keeps its vocabulary in assets/tokenizer/
     install_requires=[
         "tensorflow>=2.21,<2.22",
         "keras>=3.15,<4",

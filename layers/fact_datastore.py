@@ -25,8 +25,15 @@ class FactDatastore(keras.layers.Layer):
     `p = interpolation * p_knn + (1 - interpolation) * p_lm`. The keys live
     in the model's own space, so a subject never seen in training text still
     finds its facts; `refresh` recomputes them after the backbone trains.
+    A key inside a name (any but the name's first token) also remembers the
+    token it followed and takes part in the vote only where the query's own
+    token is that one: a multi-token name is continued as it was spelled in
+    the datastore, not with a piece of another name whose hidden state is
+    near (a stateless form of RetoMaton's pointers between consecutive
+    entries, Alon et al., ICML 2022). Under a wording the datastore never
+    held, this is what keeps "Copenhagen" from becoming "Copenhagena".
     `CausalLanguageModel.add` places the layer after the head and hands it
-    `[hidden_states, logits]` (`reads_hidden_states = True`);
+    `[hidden_states, logits, token_ids]` (`reads_hidden_states = True`);
     `model.add(KnowledgeInjectionLayer(kg, templates=templates))` adds one.
 
     Args:
@@ -40,8 +47,10 @@ class FactDatastore(keras.layers.Layer):
         **kwargs: standard `keras.layers.Layer` arguments.
 
     Call arguments:
-        inputs: list `[hidden_states, logits]`: float
-            `(batch, sequence, hidden_dim)` and `(batch, sequence, vocabulary_size)`.
+        inputs: list `[hidden_states, logits, token_ids]`: float
+            `(batch, sequence, hidden_dim)`, float `(batch, sequence,
+            vocabulary_size)` and the int token ids the hidden states were
+            computed at, `(batch, sequence)`.
 
     Returns:
         float32 `(batch, sequence, vocabulary_size)`: the log of the mixed
@@ -50,7 +59,7 @@ class FactDatastore(keras.layers.Layer):
     Example:
 
     >>> datastore = FactDatastore.from_model(model, knowledge_graph, templates)
-    >>> model.add(datastore)  # after the head; reads hidden states and logits
+    >>> model.add(datastore)  # after the head; reads hidden states, logits and token ids
     >>> model(token_ids).shape
     (1, 7, 1254)
     """
@@ -106,36 +115,42 @@ class FactDatastore(keras.layers.Layer):
                 "The datastore needs at least one fact that a training template verbalizes. "
                 f"Received: {knowledge_graph.name!r} with {len(knowledge_graph.triples)} triples"
             )
-        keys, values = _keys_and_values(model, sentences, batch_size, verbose)
+        entries = _entries(model, sentences, batch_size, verbose)
         datastore = cls(
-            size=len(values),
+            size=len(entries[1]),
             hidden_dim=model.hidden_dim,
             vocabulary_size=model.tokenizer.vocabulary_size,
             kg_fingerprint=knowledge_graph.fingerprint(),
             **kwargs,
         )
         datastore.build()
-        datastore.assign(keys, values)
+        datastore.assign(*entries)
         return datastore
 
     def refresh(self, model, knowledge_graph, templates, batch_size=256, verbose=0):
         """Recomputes the keys with `model`'s current weights (same facts, so the same size)."""
         check_fingerprint(self, knowledge_graph)
         sentences = fact_key_sentences(model.tokenizer, knowledge_graph, templates)
-        keys, values = _keys_and_values(model, sentences, batch_size, verbose)
-        if len(values) != self.size:
+        entries = _entries(model, sentences, batch_size, verbose)
+        if len(entries[1]) != self.size:
             raise ValueError(
-                f"The templates give {len(values)} keys but the datastore holds {self.size}: refresh with the "
+                f"The templates give {len(entries[1])} keys but the datastore holds {self.size}: refresh with the "
                 "templates it was built from."
             )
-        self.assign(keys, values)
+        self.assign(*entries)
 
-    def assign(self, keys, values):
-        """Stores `keys` (normalized here) and their next-token `values`."""
+    def assign(self, keys, values, followed=None):
+        """Stores `keys` (normalized here), their next-token `values` and what each followed.
+
+        `followed[i]` is the token before `values[i]` for a key inside a name
+        and -1 for a name's first token (a key that votes at any query);
+        all -1 when omitted.
+        """
         keys = np.asarray(keys, "float32")
         keys = keys / np.maximum(np.linalg.norm(keys, axis=-1, keepdims=True), 1e-12)
         self.keys.assign(keys)
         self.values.assign(np.asarray(values, "int32"))
+        self.followed.assign(np.full(len(keys), -1, "int32") if followed is None else np.asarray(followed, "int32"))
 
     def build(self, input_shape=None):
         self.keys = self.add_weight(
@@ -144,12 +159,23 @@ class FactDatastore(keras.layers.Layer):
         self.values = self.add_weight(
             name="values", shape=(self.size,), initializer="zeros", trainable=False, dtype="int32"
         )
+        self.followed = self.add_weight(
+            name="followed", shape=(self.size,), initializer="zeros", trainable=False, dtype="int32"
+        )
 
     def call(self, inputs):
-        hidden_states, logits = inputs
+        hidden_states, logits, token_ids = inputs
         queries = keras.ops.cast(hidden_states, "float32")
         queries = queries / keras.ops.maximum(keras.ops.norm(queries, axis=-1, keepdims=True), 1e-12)
         similarities = keras.ops.einsum("btd,nd->btn", queries, self.keys)
+        # A key inside a name votes only after the token it followed (cosines
+        # are >= -1, so -3 puts it below every open key).
+        followed = keras.ops.cast(self.followed, "int32")
+        open_keys = keras.ops.logical_or(
+            followed[None, None, :] < 0,
+            followed[None, None, :] == keras.ops.cast(token_ids, "int32")[..., None],
+        )
+        similarities = keras.ops.where(open_keys, similarities, similarities - 4.0)
         nearest, indices = keras.ops.top_k(similarities, k=min(self.top_k, self.size))
         weights = keras.ops.softmax(nearest / self.temperature, axis=-1)
         tokens = keras.ops.take(keras.ops.cast(self.values, "int32"), indices, axis=0)
@@ -200,10 +226,13 @@ def fact_key_sentences(tokenizer, knowledge_graph, templates):
     return list(zip(rows, first_keys))
 
 
-def _keys_and_values(model, sentences, batch_size, verbose):
-    """Runs `model.hidden_states` over `sentences` (sorted by length, to pad little)."""
+def _entries(model, sentences, batch_size, verbose):
+    """Runs `model.hidden_states` over `sentences` (sorted by length, to pad little).
+
+    Returns `(keys, values, followed)` as `FactDatastore.assign` takes them.
+    """
     order = sorted(range(len(sentences)), key=lambda index: len(sentences[index][0]))
-    keys, values = [None] * len(sentences), [None] * len(sentences)
+    keys, values, followed = [None] * len(sentences), [None] * len(sentences), [None] * len(sentences)
     progress = keras.utils.Progbar(len(sentences), verbose=verbose, unit_name="sentence")
     for start in range(0, len(order), batch_size):
         batch = order[start : start + batch_size]
@@ -216,5 +245,6 @@ def _keys_and_values(model, sentences, batch_size, verbose):
             ids, first_key = sentences[index]
             keys[index] = hidden_states[row, first_key - 1 : len(ids) - 1]
             values[index] = ids[first_key:]
+            followed[index] = [-1, *ids[first_key : len(ids) - 1]]
         progress.add(len(batch))
-    return np.concatenate(keys), np.concatenate(values)
+    return np.concatenate(keys), np.concatenate(values), np.concatenate(followed)

@@ -69,6 +69,20 @@ def people_tokenizer(people_task):
 
 
 @pytest.fixture(scope="session")
+def tiny_gpt2_preset(people_task, tmp_path_factory):
+    """A tiny keras-hub GPT-2 preset (random weights, byte-level BPE learned from the people KG), shared.
+
+    What stands for the shipped default model, itself a GPT-2 preset.
+    """
+    from presets import write_tiny_preset
+
+    def create(folder):
+        write_tiny_preset("gpt2", people_task, folder)
+
+    return shared_once(tmp_path_factory, "tiny_gpt2_preset", create)
+
+
+@pytest.fixture(scope="session")
 def pretrained_dir(people_task, tmp_path_factory):
     """A tiny model pretrained on the people KG's pretrain split, saved with `save_model`.
 

@@ -2,7 +2,7 @@
 
 The scripts run in this process (`runpy`, as `python examples/X.py` would)
 with the bundled KG and the shipped model swapped for the tiny people KG and
-the tiny pretrained model, every method's quick configuration cut to one
+a tiny GPT-2 preset (the shipped default is a GPT-2 preset), every method's quick configuration cut to one
 epoch (`tiny_methods`) and their own flags at their smallest: a script that
 no longer matches the API fails here, not in a user's hands.
 """
@@ -35,13 +35,13 @@ def test_every_example_is_run():
 
 
 @pytest.fixture
-def tiny_inputs(people_kg_files, pretrained_dir, tiny_methods, tmp_path, monkeypatch):
-    """The people KG as the bundled one, the tiny model as the shipped one; runs/ under `tmp_path`."""
+def tiny_inputs(people_kg_files, tiny_gpt2_preset, tiny_methods, tmp_path, monkeypatch):
+    """The people KG as the bundled one, a tiny GPT-2 preset as the shipped one; runs/ under `tmp_path`."""
     import kfine.datasets.geonames
     import kfine.models.shipped
 
     monkeypatch.setattr(kfine.datasets.geonames, "default_kg_files", lambda cache_dir=None: dict(people_kg_files))
-    monkeypatch.setattr(kfine.models.shipped, "shipped_model_path", lambda name=None: pretrained_dir)
+    monkeypatch.setattr(kfine.models.shipped, "shipped_model_path", lambda name=None: tiny_gpt2_preset)
     monkeypatch.chdir(tmp_path)
 
 

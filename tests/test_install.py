@@ -28,6 +28,11 @@ def _clean_environment():
     return environment
 
 
+def _files_under(directory):
+    return sorted(os.path.relpath(os.path.join(root, name), directory)
+                  for root, _, names in os.walk(directory) for name in names)
+
+
 def _run(command, **kwargs):
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, **kwargs)
     assert result.returncode == 0, f"{command} failed:\n{result.stdout}\n{result.stderr}"
@@ -67,7 +72,7 @@ def test_layers_import_from_a_checkout_without_install(fresh_venv):
     assert module == "kfine.layers.language_model_head"
     assert kfine_file == os.path.join(REPOSITORY, "kfine", "__init__.py")
     assert layers_file == os.path.join(REPOSITORY, "layers", "__init__.py")
-    assert model_dir == os.path.join(REPOSITORY, "saved_models", "geonames-lm")
+    assert model_dir == os.path.join(REPOSITORY, "saved_models", "geonames-gpt2")
 
 
 @pytest.mark.slow
@@ -95,8 +100,8 @@ def test_non_editable_install_provides_kfine_layers(fresh_venv, tmp_path):
     assert _is_under(kfine_file, venv_site_packages) and _is_under(layers_file, venv_site_packages)
     # The shipped model is package data: the wheel carries it, not the checkout.
     assert _is_under(model_dir, os.path.join(venv_site_packages, "kfine", "saved_models"))
-    shipped = os.path.join(REPOSITORY, "saved_models", "geonames-lm")
-    assert sorted(os.listdir(model_dir)) == sorted(os.listdir(shipped))
+    shipped = os.path.join(REPOSITORY, "saved_models", "geonames-gpt2")
+    assert _files_under(model_dir) == _files_under(shipped)  # the preset's assets/tokenizer/ too
     assert not _is_under(kfine_file, REPOSITORY) and not _is_under(layers_file, REPOSITORY)
 
     script = os.path.join(os.path.dirname(python), "kfine")

@@ -25,7 +25,7 @@ class CausalLanguageModel(keras.Sequential):
     head. A layer that sets `consumes_logits = True` is appended after the
     head instead and receives the logits; one that sets
     `reads_hidden_states = True` is appended after the head and receives
-    `[hidden_states, logits]` (the head's input and the logits so far).
+    `[hidden_states, logits, token_ids]` (the head's input, the logits so far and the tokens at those positions).
     A layer that needs more than hidden states may offer
     `for_language_model(model)`: `add` places the layer it returns instead
     (a `KnowledgeInjectionLayer` given `templates` becomes a `FactDatastore`
@@ -112,14 +112,18 @@ class CausalLanguageModel(keras.Sequential):
             outputs = layer(outputs, training=training)
         return outputs
 
-    def logits_from_hidden_states(self, hidden_states, training=False):
-        """Runs the head and every layer after it; returns the model's output."""
+    def logits_from_hidden_states(self, hidden_states, token_ids, training=False):
+        """Runs the head and every layer after it; returns the model's output.
+
+        `token_ids` are the tokens the hidden states were computed at (same
+        positions), for the layers that read them.
+        """
         head = self.head
         layers = self.layers
         outputs = hidden_states
         for layer in layers[layers.index(head) :]:
             if getattr(layer, "reads_hidden_states", False):
-                outputs = layer([hidden_states, outputs], training=training)
+                outputs = layer([hidden_states, outputs, token_ids], training=training)
             else:
                 outputs = layer(outputs, training=training)
         return outputs
@@ -131,7 +135,8 @@ class CausalLanguageModel(keras.Sequential):
         run on that one position rather than the whole buffer.
         """
         hidden_states = keras.ops.take(self.hidden_states(token_ids), index - 1, axis=1)
-        return self.logits_from_hidden_states(hidden_states[:, None, :])[:, 0, :]
+        last_tokens = keras.ops.take(token_ids, index - 1, axis=1)
+        return self.logits_from_hidden_states(hidden_states[:, None, :], last_tokens[:, None])[:, 0, :]
 
     def build(self, input_shape=None):
         if not any(getattr(layer, "reads_hidden_states", False) for layer in self.layers) or not isinstance(
@@ -142,7 +147,7 @@ class CausalLanguageModel(keras.Sequential):
         # states needs the head's input as well, so wire the graph here.
         inputs = self._layers[0].output
         hidden_states = self.hidden_states(inputs)
-        self._functional = keras.Model(inputs=inputs, outputs=self.logits_from_hidden_states(hidden_states))
+        self._functional = keras.Model(inputs=inputs, outputs=self.logits_from_hidden_states(hidden_states, inputs))
 
     def get_config(self):
         config = super().get_config()

@@ -139,7 +139,8 @@ def test_layer_checks():
         FactDatastore,
         init_kwargs={"size": 10, "hidden_dim": 4, "vocabulary_size": 7, "top_k": 3, "temperature": 0.1,
                      "interpolation": 0.5},
-        input_data=[rng.normal(size=(2, 3, 4)).astype("float32"), rng.normal(size=(2, 3, 7)).astype("float32")],
+        input_data=[rng.normal(size=(2, 3, 4)).astype("float32"), rng.normal(size=(2, 3, 7)).astype("float32"),
+                    rng.integers(0, 7, size=(2, 3)).astype("int32")],
         expected_output_shape=(2, 3, 7),
         # A log-distribution, like logits: float32 under mixed precision too.
         expected_mixed_precision_output_dtype="float32",
@@ -157,5 +158,19 @@ def test_datastore_votes_for_the_nearest_keys_token():
     datastore.build()
     datastore.assign(np.array([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]]), np.array([1, 2, 3]))
     hidden = np.array([[[0.1, 0.9], [-2.0, 0.1]]], "float32")
-    outputs = keras.ops.convert_to_numpy(datastore([hidden, np.zeros((1, 2, 4), "float32")]))
+    outputs = keras.ops.convert_to_numpy(datastore([hidden, np.zeros((1, 2, 4), "float32"), np.zeros((1, 2), "int32")]))
     assert outputs.argmax(-1).tolist() == [[2, 3]]
+
+
+def test_a_key_inside_a_name_votes_only_after_the_token_it_followed():
+    # Two keys at the same place: a name's first token (value 1, open to any
+    # query) and a key inside a name that followed token 5 (value 2).
+    datastore = FactDatastore(size=2, hidden_dim=2, vocabulary_size=6, top_k=2, temperature=0.01, interpolation=1.0)
+    datastore.build()
+    datastore.assign(np.array([[1.0, 0.0], [1.0, 0.01]]), np.array([1, 2]), followed=np.array([-1, 5]))
+    hidden_states = np.array([[[1.0, 0.01], [1.0, 0.01]]], "float32")
+    logits = np.zeros((1, 2, 6), "float32")
+    token_ids = np.array([[5, 3]], "int32")
+    probabilities = np.exp(keras.ops.convert_to_numpy(datastore([hidden_states, logits, token_ids])))[0]
+    assert probabilities[0, 2] > 0.5  # after token 5 the nearer continuation key wins
+    assert probabilities[1, 1] > 0.99 and probabilities[1, 2] < 1e-6  # after token 3 it does not vote

@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
-from kfine.models.shipped import GPT2_PRESET, SHIPPED_MODEL, shipped_model_path
+from kfine.models.shipped import SHIPPED_MODEL, WORDPIECE_MODEL, shipped_model_path
 
-# The GPT-2 preset: keras-hub alone loads it, in a process that never imports kfine.
+# The default, a GPT-2 preset: keras-hub alone loads it, in a process that never imports kfine.
 LOAD_WITH_KERAS_HUB_ONLY = """
 import sys
 import keras_hub
@@ -27,9 +27,9 @@ print(kfine.generate(model, ["Osaka is a city in"])[0])
 """
 
 
-def test_the_gpt2_preset_loads_with_keras_hub_alone():
+def test_the_default_gpt2_preset_loads_with_keras_hub_alone():
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
-    result = subprocess.run([sys.executable, "-c", LOAD_WITH_KERAS_HUB_ONLY, shipped_model_path(GPT2_PRESET)],
+    result = subprocess.run([sys.executable, "-c", LOAD_WITH_KERAS_HUB_ONLY, shipped_model_path()],
                             capture_output=True, text=True, timeout=300, env=env, cwd="/")
     assert result.returncode == 0, result.stderr[-2000:]
     kind, generated = result.stdout.strip().splitlines()[-2:]
@@ -37,8 +37,8 @@ def test_the_gpt2_preset_loads_with_keras_hub_alone():
     assert generated.startswith("Osaka is a city in") and len(generated) > len("Osaka is a city in")
 
 
-def test_the_default_model_loads_with_keras_alone_in_safe_mode():
-    path = os.path.join(shipped_model_path(), "model.keras")
+def test_the_wordpiece_model_loads_with_keras_alone_in_safe_mode():
+    path = os.path.join(shipped_model_path(WORDPIECE_MODEL), "model.keras")
     result = subprocess.run([sys.executable, "-c", LOAD_WITH_KERAS_ONLY, path], capture_output=True, text=True,
                             timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -47,7 +47,7 @@ def test_the_default_model_loads_with_keras_alone_in_safe_mode():
     assert generated.strip()
 
 
-@pytest.mark.parametrize("name", [SHIPPED_MODEL, GPT2_PRESET])
+@pytest.mark.parametrize("name", [SHIPPED_MODEL, WORDPIECE_MODEL])
 def test_shipped_model_has_a_card_and_fits_the_size_budget(name):
     directory = shipped_model_path(name)
     with open(os.path.join(directory, "training.json"), encoding="utf-8") as stream:
