@@ -39,6 +39,9 @@ from kfine.training.probe import ProbeSlice
 QUICK_ROUNDS = 3
 FULL_ROUNDS = 4
 EPOCHS_PER_ROUND = 2
+# A small KG still gets this many updates a round (more epochs), or a few abstention rows never register.
+MIN_STEPS_PER_ROUND = 40
+BATCH_SIZE = 32
 # Fact-target value the pointer loss ignores (0 is the "no fact" class here).
 _NO_TARGET = -1
 
@@ -105,8 +108,10 @@ class AbstentionRounds:
                     targets[prompt] = (f"{prompt} {self.abstention}", 0)
             arrays = _concatenated(finetune, self._arrays(targets, linker)) if targets else finetune
             inputs = {"token_ids": arrays["token_ids"], "entity_ids": arrays["entity_ids"]}
-            model.fit(inputs, {"logits": arrays["targets"], "fact_scores": arrays["fact_targets"]}, batch_size=32,
-                      epochs=EPOCHS_PER_ROUND, shuffle=True, verbose=self.verbose)
+            steps = -(-len(arrays["token_ids"]) // BATCH_SIZE)
+            model.fit(inputs, {"logits": arrays["targets"], "fact_scores": arrays["fact_targets"]},
+                      batch_size=BATCH_SIZE, epochs=max(EPOCHS_PER_ROUND, -(-MIN_STEPS_PER_ROUND // steps)),
+                      shuffle=True, verbose=self.verbose)
             stats = {
                 "probe_supported": sum(v.label == SUPPORTED for v in verdicts),
                 "probe_refuted": sum(v.label == REFUTED for v in verdicts),
