@@ -7,8 +7,8 @@ column (`KnowledgeLanguageModel(abstains=True)`) and feedback rounds teach
 when to use it, with no decoding rule:
 
 - the probe slice (`kfine.training.probe`: finetune-split subjects kept out
-  of training text) is split in two; half its subjects have their facts
-  removed from the KG the model reads, so asking about them is asking what
+  of training text) is split in two; two thirds of its subjects have their
+  facts removed from the KG the model reads, so asking about them is asking what
   the KG does not hold, as the unknown split does (the KG the model keeps is
   `task.model_graph` less those facts: less than a method may use, never more);
 - each round the model answers the probe prompts, the `KnowledgeGraphChecker`
@@ -40,7 +40,7 @@ QUICK_ROUNDS = 3
 FULL_ROUNDS = 4
 EPOCHS_PER_ROUND = 2
 # A small KG still gets this many updates a round (more epochs), or a few abstention rows never register.
-MIN_STEPS_PER_ROUND = 40
+MIN_STEPS_PER_ROUND = 100
 BATCH_SIZE = 32
 # Fact-target value the pointer loss ignores (0 is the "no fact" class here).
 _NO_TARGET = -1
@@ -51,7 +51,7 @@ def fine_tune_knowledge_factcheck(task, pretrained, seed, log_dir, quick=False, 
     probe = ProbeSlice(task)
     subjects = probe.subjects
     hidden_subjects = {subjects[index] for index in np.random.default_rng([task.split_seed, 5]).permutation(
-        len(subjects))[: len(subjects) // 2]}
+        len(subjects))[: len(subjects) - len(subjects) // 3]}
     hidden = [triple for triple in task.splits.triples("finetune") if triple[0] in hidden_subjects]
     generator = train_knowledge_model(
         task, pretrained, seed, log_dir, quick=quick, verbose=verbose, init_embeddings=init_embeddings,

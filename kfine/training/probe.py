@@ -30,7 +30,8 @@ class ProbeSlice:
     Args:
         task: `FactTask`.
         subjects: int. At most this many probe subjects (drawn seeded by
-            the split seed among the finetune subjects not trained on).
+            the split seed among the finetune subjects not trained on,
+            relation by relation in turn, so every relation is asked about).
 
     Attributes:
         triples: list of `(subject, relation, object)`: the probe facts.
@@ -43,8 +44,7 @@ class ProbeSlice:
         finetune = task.splits.training_triples("finetune")
         trained = {subject for subject, _, _ in task.finetune_triples}
         candidates = sorted({subject for subject, _, _ in finetune} - trained)
-        rng = np.random.default_rng([task.split_seed, 4])
-        chosen = {candidates[index] for index in rng.permutation(len(candidates))[:subjects]}
+        chosen = _stratified_subjects(finetune, candidates, subjects, np.random.default_rng([task.split_seed, 4]))
         self.triples = [triple for triple in finetune if triple[0] in chosen]
         self.graph = task.model_graph.subgraph(finetune)
         self.templates = Templates({relation: task.templates.training_templates(relation)
@@ -62,6 +62,30 @@ class ProbeSlice:
             for template in self._training_templates.training_templates(relation):
                 questions.setdefault(Templates.prompt(template, subject), (subject, relation))
         return questions
+
+
+def _stratified_subjects(triples, candidates, limit, rng):
+    """At most `limit` of `candidates`, drawn relation by relation in turn among the subjects with a fact of it.
+
+    The evaluation asks every relation about equally often; a uniform draw
+    would ask mostly the relations every subject has (a city's country)
+    and almost never those of the rarer subjects (a country's capital).
+    """
+    candidate_set = set(candidates)
+    by_relation = {}
+    for subject, relation, _ in triples:
+        if subject in candidate_set:
+            by_relation.setdefault(relation, set()).add(subject)
+    queues = [[subjects[index] for index in rng.permutation(len(subjects))]
+              for subjects in (sorted(by_relation[relation]) for relation in sorted(by_relation))]
+    chosen = []
+    while len(chosen) < limit and any(queues):
+        for queue in queues:
+            while queue and queue[0] in chosen:
+                queue.pop(0)
+            if queue and len(chosen) < limit:
+                chosen.append(queue.pop(0))
+    return set(chosen)
 
 
 class AbstentionTargets:
