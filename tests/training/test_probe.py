@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from kfine.factcheck.knowledge_graph_checker import KnowledgeGraphChecker
+from kfine.knowledge.names import DEFAULT_ABSTENTION
 from kfine.knowledge.splits import Splits
 from kfine.knowledge.task import FactTask, TaskSize
 from kfine.knowledge.templates import Templates
@@ -16,8 +17,8 @@ from kfine.training.probe import ProbeSlice
 
 @pytest.fixture(scope="module")
 def probed_task(people_task):
-    """The people task training on 5 of its 8 finetune subjects, so the rest can be probed."""
-    return FactTask(people_task.knowledge_graph, people_task.templates, size=TaskSize(finetune_subjects=5))
+    """The people task training on 3 of its 8 finetune subjects, so the other 5 can be probed."""
+    return FactTask(people_task.knowledge_graph, people_task.templates, size=TaskSize(finetune_subjects=3))
 
 
 def _forbidden_subjects(task):
@@ -99,15 +100,14 @@ def test_rounds_read_no_heldout_unknown_or_paraphrase_material(method, probed_ta
     assert (tmp_path / "feedback").is_dir()
 
 
-@pytest.mark.xfail(strict=True, reason="not yet learned: on the people KG (3 probe subjects, 1 without facts) the "
-                   "rounds leave unknown-split abstention at 0.00; measure on the bundled KG with the bench")
 def test_learned_abstention_declines_subjects_the_kg_has_no_facts_for(probed_task, pretrained_dir, tmp_path):
+    # 5 probe subjects, 4 of them removed from the model's KG: the rounds teach "no fact -> unknown" with no
+    # decoding rule. Held-out subjects are as new but their facts are in the KG, so it must not decline them.
     generator = fine_tune_knowledge_factcheck(probed_task, pretrained_dir, seed=0, log_dir=str(tmp_path), quick=True)
-    unknown = [prompt.text for prompt, _ in probed_task.evaluation_prompts("unknown")]
-    seen = [prompt.text for prompt, _ in probed_task.evaluation_prompts("seen")]
-    unknown_texts, unknown_confidences = generator.generate_with_confidence(unknown)
-    seen_texts, seen_confidences = generator.generate_with_confidence(seen)
-    abstained = np.mean([text.strip() == "unknown" for text in unknown_texts])
-    print(f"unknown abstained {abstained:.2f}, seen abstained "
-          f"{np.mean([text.strip() == 'unknown' for text in seen_texts]):.2f}")
-    assert abstained > np.mean([text.strip() == "unknown" for text in seen_texts])
+    abstained = {}
+    for split in ("unknown", "heldout", "seen"):
+        texts = generator.generate([prompt.text for prompt, _ in probed_task.evaluation_prompts(split)])
+        abstained[split] = np.mean([text.strip() == DEFAULT_ABSTENTION for text in texts])
+    print(abstained)
+    assert abstained["unknown"] >= 0.5
+    assert abstained["heldout"] <= 0.25 and abstained["seen"] <= 0.1
