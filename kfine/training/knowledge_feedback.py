@@ -19,6 +19,9 @@ when to use it, with no decoding rule:
   the abstention phrase with the pointer's "no fact" class; an abstention
   keeps the prompt's previous target;
 - the model trains on those targets together with the finetune examples.
+  The LM head reads the pointer's "no fact" probability (see
+  `KnowledgeLanguageModel`), so it can learn "nothing in the KG to copy ->
+  abstain", which holds for subjects it never saw, not only the probe's.
 
 Per round, TensorBoard `feedback/` gets the counts of supported, refuted
 and ungrounded answers and of each kind of target.
