@@ -41,7 +41,10 @@ class KnowledgeLanguageModel(keras.Model):
         injection: `KnowledgeInjectionLayer` built on the KG the model may use.
         abstains: bool. Column 0 of `fact_scores` is a learned "no fact"
             score, so the pointer can decline every fact (the subject has
-            none for the relation asked) and the LM answers alone.
+            none for the relation asked) and the LM answers alone. The
+            pointer's "no fact" probability is also projected into the LM
+            head's input, so the LM can learn to say that it does not know
+            exactly where the pointer finds nothing to copy.
 
     Call arguments:
         inputs: dict with `token_ids` `(batch, sequence)` and `entity_ids`
@@ -62,6 +65,10 @@ class KnowledgeLanguageModel(keras.Model):
         self.abstains = abstains
         self.fact_query = keras.layers.Dense(injection.entity_dim, name="fact_query")
         self.no_fact = keras.layers.Dense(1, name="no_fact") if abstains else None
+        # The LM head reads the injection's output: `[h, k]` in "concat" mode, the hidden size otherwise.
+        feature_dim = language_model.hidden_dim + (2 * injection.entity_dim if injection.mode == "concat" else 0)
+        self.no_fact_projection = keras.layers.Dense(feature_dim, use_bias=False,
+                                                     name="no_fact_projection") if abstains else None
 
     def fact_slots(self, entity_ids):
         """`(rows, relations, objects)` of the entity carried to each position."""
@@ -89,10 +96,13 @@ class KnowledgeLanguageModel(keras.Model):
             no_target = keras.ops.cast(self.no_fact(features), "float32")
         else:
             no_target = keras.ops.full_like(scores[:, :, :1], -1e9)
-        return {
-            "logits": self.language_model.head(features),
-            "fact_scores": keras.ops.concatenate([no_target, scores], axis=-1),
-        }
+        fact_scores = keras.ops.concatenate([no_target, scores], axis=-1)
+        if self.abstains:
+            # P(no fact) tells the LM whether its KG holds an answer (an entity without facts for the
+            # relation, or no entity at all); the pointer learns it from its own loss alone.
+            no_fact = keras.ops.stop_gradient(keras.ops.softmax(fact_scores, axis=-1)[..., :1])
+            features = features + self.no_fact_projection(keras.ops.cast(no_fact, features.dtype))
+        return {"logits": self.language_model.head(features), "fact_scores": fact_scores}
 
     def get_config(self):
         config = super().get_config()

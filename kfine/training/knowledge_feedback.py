@@ -7,19 +7,24 @@ column (`KnowledgeLanguageModel(abstains=True)`) and feedback rounds teach
 when to use it, with no decoding rule:
 
 - the probe slice (`kfine.training.probe`: finetune-split subjects kept out
-  of training text) is split in two; half its subjects have their facts
-  removed from the KG the model reads, so asking about them is asking what
+  of training text) is split in two; two thirds of its subjects have their
+  facts removed from the KG the model reads, so asking about them is asking what
   the KG does not hold, as the unknown split does (the KG the model keeps is
   `task.model_graph` less those facts: less than a method may use, never more);
-- each round the model answers the probe prompts, the `KnowledgeGraphChecker`
-  over the probe slice's graph (the finetune split's facts, the removed ones
-  included) judges the answers: refuted -> the target becomes the
-  abstention phrase with the pointer's "no fact" class; supported -> the
-  answer is kept as a positive, its fact as the pointer's target;
+- each round the model answers the probe prompts and the `KnowledgeGraphChecker`
+  over the KG the model reads judges the answers: supported -> the answer
+  is kept as a positive, its fact as the pointer's target; refuted, or a
+  claim that KG has no fact for (any answer about a removed subject, even a
+  lucky guess: nothing the model reads grounds it) -> the target becomes
+  the abstention phrase with the pointer's "no fact" class; an abstention
+  keeps the prompt's previous target;
 - the model trains on those targets together with the finetune examples.
+  The LM head reads the pointer's "no fact" probability (see
+  `KnowledgeLanguageModel`), so it can learn "nothing in the KG to copy ->
+  abstain", which holds for subjects it never saw, not only the probe's.
 
-Per round, TensorBoard `feedback/` gets the counts of supported and refuted
-answers and of each kind of target.
+Per round, TensorBoard `feedback/` gets the counts of supported, refuted
+and ungrounded answers and of each kind of target.
 """
 
 import functools
@@ -30,8 +35,8 @@ import numpy as np
 import tensorflow as tf
 
 from kfine.factcheck.knowledge_graph_checker import KnowledgeGraphChecker
-from kfine.factcheck.verdict import REFUTED, SUPPORTED
-from kfine.knowledge.names import DEFAULT_ABSTENTION
+from kfine.factcheck.verdict import NOT_IN_KG, REFUTED, SUPPORTED
+from kfine.knowledge.names import DEFAULT_ABSTENTION, normalize_name
 from kfine.training.knowledge import build_knowledge_model, example_arrays, knowledge_examples, train_knowledge_model
 from kfine.training.mle import next_token_loss
 from kfine.training.probe import ProbeSlice
@@ -39,6 +44,9 @@ from kfine.training.probe import ProbeSlice
 QUICK_ROUNDS = 3
 FULL_ROUNDS = 4
 EPOCHS_PER_ROUND = 2
+# A small KG still gets this many updates a round (more epochs), or a few abstention rows never register.
+MIN_STEPS_PER_ROUND = 100
+BATCH_SIZE = 32
 # Fact-target value the pointer loss ignores (0 is the "no fact" class here).
 _NO_TARGET = -1
 
@@ -48,7 +56,7 @@ def fine_tune_knowledge_factcheck(task, pretrained, seed, log_dir, quick=False, 
     probe = ProbeSlice(task)
     subjects = probe.subjects
     hidden_subjects = {subjects[index] for index in np.random.default_rng([task.split_seed, 5]).permutation(
-        len(subjects))[: len(subjects) // 2]}
+        len(subjects))[: len(subjects) - len(subjects) // 3]}
     hidden = [triple for triple in task.splits.triples("finetune") if triple[0] in hidden_subjects]
     generator = train_knowledge_model(
         task, pretrained, seed, log_dir, quick=quick, verbose=verbose, init_embeddings=init_embeddings,
@@ -73,7 +81,8 @@ class AbstentionRounds:
         self.generator = generator
         self.model = generator.model
         self.probe = probe
-        self.checker = KnowledgeGraphChecker(probe.graph, probe.templates, abstention)
+        # The model's own KG is the reference: what it does not hold, the model cannot know.
+        self.checker = KnowledgeGraphChecker(generator.linker.knowledge_graph, probe.templates, abstention)
         self.log_dir = log_dir
         self.abstention = abstention
         self.verbose = verbose
@@ -97,20 +106,24 @@ class AbstentionRounds:
         for round_index in range(rounds):
             texts = self.generator.generate(prompts)
             verdicts = self.checker.check([f"{prompt} {text}" for prompt, text in zip(prompts, texts)])
-            for prompt, text, verdict in zip(prompts, texts, verdicts):
+            abstained = [normalize_name(text).strip(" .") == normalize_name(self.abstention) for text in texts]
+            for prompt, text, verdict, abstains in zip(prompts, texts, verdicts, abstained):
                 if verdict.label == SUPPORTED:
                     subject, relation = questions[prompt]
                     targets[prompt] = (f"{prompt} {text}", self._slot(fact_tables, subject, relation, verdict.entity))
-                elif verdict.label == REFUTED:
+                elif not abstains:
                     targets[prompt] = (f"{prompt} {self.abstention}", 0)
             arrays = _concatenated(finetune, self._arrays(targets, linker)) if targets else finetune
             inputs = {"token_ids": arrays["token_ids"], "entity_ids": arrays["entity_ids"]}
-            model.fit(inputs, {"logits": arrays["targets"], "fact_scores": arrays["fact_targets"]}, batch_size=32,
-                      epochs=EPOCHS_PER_ROUND, shuffle=True, verbose=self.verbose)
+            steps = -(-len(arrays["token_ids"]) // BATCH_SIZE)
+            model.fit(inputs, {"logits": arrays["targets"], "fact_scores": arrays["fact_targets"]},
+                      batch_size=BATCH_SIZE, epochs=max(EPOCHS_PER_ROUND, -(-MIN_STEPS_PER_ROUND // steps)),
+                      shuffle=True, verbose=self.verbose)
             stats = {
                 "probe_supported": sum(v.label == SUPPORTED for v in verdicts),
                 "probe_refuted": sum(v.label == REFUTED for v in verdicts),
-                "probe_abstained": sum(text.strip() == self.abstention for text in texts),
+                "probe_ungrounded": sum(v.label == NOT_IN_KG and not a for v, a in zip(verdicts, abstained)),
+                "probe_abstained": sum(abstained),
                 "probe_abstention_targets": sum(slot == 0 for _, slot in targets.values()),
                 "probe_positive_targets": sum(slot != 0 for _, slot in targets.values()),
             }

@@ -21,7 +21,7 @@ from kfine.factcheck.verdict import REFUTED, SUPPORTED
 from kfine.knowledge.names import DEFAULT_ABSTENTION
 from kfine.knowledge.templates import Templates
 
-PROBE_SUBJECTS = 100
+PROBE_SUBJECTS = 300
 
 
 class ProbeSlice:
@@ -30,7 +30,8 @@ class ProbeSlice:
     Args:
         task: `FactTask`.
         subjects: int. At most this many probe subjects (drawn seeded by
-            the split seed among the finetune subjects not trained on).
+            the split seed among the finetune subjects not trained on,
+            relation by relation in turn, so every relation is asked about).
 
     Attributes:
         triples: list of `(subject, relation, object)`: the probe facts.
@@ -43,8 +44,7 @@ class ProbeSlice:
         finetune = task.splits.training_triples("finetune")
         trained = {subject for subject, _, _ in task.finetune_triples}
         candidates = sorted({subject for subject, _, _ in finetune} - trained)
-        rng = np.random.default_rng([task.split_seed, 4])
-        chosen = {candidates[index] for index in rng.permutation(len(candidates))[:subjects]}
+        chosen = _stratified_subjects(finetune, candidates, subjects, np.random.default_rng([task.split_seed, 4]))
         self.triples = [triple for triple in finetune if triple[0] in chosen]
         self.graph = task.model_graph.subgraph(finetune)
         self.templates = Templates({relation: task.templates.training_templates(relation)
@@ -64,16 +64,45 @@ class ProbeSlice:
         return questions
 
 
+def _stratified_subjects(triples, candidates, limit, rng):
+    """At most `limit` of `candidates`, drawn relation by relation in turn among the subjects with a fact of it.
+
+    The evaluation asks every relation about equally often; a uniform draw
+    would ask mostly the relations every subject has (a city's country)
+    and almost never those of the rarer subjects (a country's capital).
+    """
+    candidate_set = set(candidates)
+    by_relation = {}
+    for subject, relation, _ in triples:
+        if subject in candidate_set:
+            by_relation.setdefault(relation, set()).add(subject)
+    queues = [[subjects[index] for index in rng.permutation(len(subjects))]
+              for subjects in (sorted(by_relation[relation]) for relation in sorted(by_relation))]
+    chosen = []
+    while len(chosen) < limit and any(queues):
+        for queue in queues:
+            while queue and queue[0] in chosen:
+                queue.pop(0)
+            if queue and len(chosen) < limit:
+                chosen.append(queue.pop(0))
+    return set(chosen)
+
+
 class AbstentionTargets:
     """Turns a checker's verdicts on sampled probe answers into each round's targets.
 
-    Per probe prompt: when at least half its samples are supported, the
-    first supported one is the target (a positive); otherwise, when one is
-    refuted, the abstention phrase is (`PROMPT unknown`, SFT; the feedback
-    trainer also pairs it, chosen, with each refuted sample, rejected, for
-    DPO). A prompt with neither keeps its previous round's target. The
-    checker's false alarms (refuted, but the exact KG check supports the
-    sample) and misses (supported, but refuted) are counted per round.
+    The probe facts are in the model's KG, so the exact KG check judges the
+    probe samples (R-Tuning labels a question by the answer's correctness):
+    a neural checker has never seen these facts, and the answers it passes
+    are mostly wrong (measured on geonames: ~90% of its probe "supported"
+    were refuted by the KG). Per probe prompt: when at least half its
+    samples are supported, the first supported one is the target (a
+    positive); otherwise, when one is refuted, the abstention phrase is
+    (`PROMPT unknown`, SFT; the feedback trainer also pairs it, chosen, with
+    each refuted sample, rejected, for DPO). A prompt with neither keeps its
+    previous round's target. The round's checker's false alarms (it refutes
+    a sample the exact KG check supports) and misses (it supports a refuted
+    one) on the probe are counted per round.
 
     Args:
         prompts: iterable of probe prompt strings.
@@ -91,7 +120,10 @@ class AbstentionTargets:
         self._targets = {}
 
     def round_references(self, samples, verdicts, reference_rows, prompt_rows):
-        """`(reference_rows with this round's probe targets, counts)`.
+        """`(reference_rows with this round's probe targets, verdicts, counts)`.
+
+        The returned verdicts are `verdicts` with each probe sample's replaced
+        by the exact check's, so its unlikelihood rows and pairs follow it too.
 
         Args:
             samples: `[(prompt, sentence, completion_ids)]`.
@@ -100,11 +132,15 @@ class AbstentionTargets:
             prompt_rows: `{prompt: token row}` of every sampled prompt.
         """
         probe = set(self.prompts)
-        judged = [(sample, verdict) for sample, verdict in zip(samples, verdicts) if sample[0] in probe]
+        indices = [index for index, (prompt, _, _) in enumerate(samples) if prompt in probe]
+        judged = [(samples[index], verdicts[index]) for index in indices]
         exact = self.exact_checker.check([sentence for (_, sentence, _), _ in judged])
+        verdicts = list(verdicts)
+        for index, truth in zip(indices, exact):
+            verdicts[index] = truth
         labels = {}
-        for ((prompt, _, ids), verdict) in judged:
-            labels.setdefault(prompt, []).append((verdict.label, prompt_rows[prompt] + ids + [self.tokenizer.eos_id]))
+        for ((prompt, _, ids), _), truth in zip(judged, exact):
+            labels.setdefault(prompt, []).append((truth.label, prompt_rows[prompt] + ids + [self.tokenizer.eos_id]))
         for prompt, judged_samples in labels.items():
             supported = [row for label, row in judged_samples if label == SUPPORTED]
             if supported and 2 * len(supported) >= len(judged_samples):
@@ -123,4 +159,4 @@ class AbstentionTargets:
             "probe_abstention_targets": sum(row == self._abstentions[p] for p, row in self._targets.items()),
             "probe_positive_targets": sum(row != self._abstentions[p] for p, row in self._targets.items()),
         }
-        return rows, counts
+        return rows, verdicts, counts

@@ -40,9 +40,10 @@ class FactCheckFineTuner:
             checker scores and sample generations.
         verbose: Keras verbosity.
         abstention_targets: `AbstentionTargets` or None. Its probe prompts
-            (in `fit`'s dict with no references) are trained on the
-            targets it derives from the verdicts; its counts (false alarms
-            included) join each round's statistics.
+            (in `fit`'s dict with no references) are judged by its exact KG
+            check and trained on the targets it derives; its counts (the
+            checker's false alarms and misses on the probe included) join
+            each round's statistics.
 
     Example:
 
@@ -126,10 +127,10 @@ class FactCheckFineTuner:
         """The round's `tf.data.Dataset` and counts of what went into it."""
         probe_counts, probe = {}, frozenset()
         if self.abstention_targets is not None:
-            # Probe prompts (never trained on) get the checker's verdicts as targets: see `kfine.training.probe`.
+            # Probe prompts (never trained on) get targets from the exact KG check: see `kfine.training.probe`.
             unique_prompts = sorted({prompt for prompt, _, _ in samples})
             prompt_rows = dict(zip(unique_prompts, self.tokenizer.encode_batch(unique_prompts)))
-            reference_rows, probe_counts = self.abstention_targets.round_references(
+            reference_rows, verdicts, probe_counts = self.abstention_targets.round_references(
                 samples, verdicts, reference_rows, prompt_rows)
             probe = frozenset(self.abstention_targets.prompts)
         arrays, counts = round_arrays(self.tokenizer, samples, verdicts, reference_rows, probe_prompts=probe)
