@@ -137,9 +137,10 @@ def short_baseline():
 def tiny_methods():
     """Every method's quick configuration cut to one epoch and one feedback round: the plumbing, not accuracy.
 
-    Sets each `*QUICK_EPOCHS` and `QUICK*ROUNDS` int and each quick
-    `FeedbackConfig` of every kfine module once the methods are registered, so
-    a new method that keeps the convention is shortened the day it is registered.
+    Sets each `*QUICK_EPOCHS`, `QUICK*ROUNDS` and `MIN_STEPS*` int and each
+    quick `FeedbackConfig` of every kfine module once the methods are
+    registered, so a new method that keeps the convention is shortened the day
+    it is registered.
     """
     from kfine.training.feedback.config import FeedbackConfig
     from kfine.training.methods import available_methods
@@ -149,8 +150,9 @@ def tiny_methods():
     with pytest.MonkeyPatch.context() as patch:
         for module in modules:
             for name, value in vars(module).items():
-                if (name.endswith("QUICK_EPOCHS") or name.startswith("QUICK") and name.endswith("ROUNDS")) \
-                        and isinstance(value, int):
+                shortened = (name.endswith("QUICK_EPOCHS") or name.startswith("MIN_STEPS")
+                             or name.startswith("QUICK") and name.endswith("ROUNDS"))
+                if shortened and isinstance(value, int):
                     patch.setattr(module, name, 1)
                 elif name.startswith("QUICK") and isinstance(value, FeedbackConfig):
                     patch.setattr(module, name, dataclasses.replace(value, rounds=1, samples_per_prompt=1,

@@ -4,7 +4,9 @@ The methods are whatever the registry holds when the tests are collected, so
 a method is run through the CLI the day it is registered (issue 22: a method
 registered with another signature failed only when a user ran it). The
 `tiny_methods` fixture cuts every quick configuration to one epoch: these
-tests check that each method trains, saves, reloads and generates, not how well.
+tests check that each method trains, saves, reloads and generates the same,
+not how well. The model is a tiny keras-hub GPT-2 preset, as the shipped
+default is one.
 """
 
 import functools
@@ -28,7 +30,7 @@ def kg_flags(files):
 
 
 @pytest.fixture(scope="module")
-def fine_tuned(people_kg_files, pretrained_dir, tiny_methods, tmp_path_factory):
+def fine_tuned(people_kg_files, tiny_gpt2_preset, tiny_methods, tmp_path_factory):
     """`fine_tuned(method, capsys)`: `kfine finetune --method METHOD --quick` run once per module.
 
     Returns `{"out", "returncode", "stdout", "stderr", "call", "generator"}`:
@@ -59,7 +61,7 @@ def fine_tuned(people_kg_files, pretrained_dir, tiny_methods, tmp_path_factory):
                 patch.setattr(finetune, "get_method", recording_get_method)
                 returncode, stdout, stderr = in_process(
                     ["finetune", "--method", method, "--quick", *kg_flags(people_kg_files), "--model",
-                     pretrained_dir, "--logdir", str(root / f"{method}-logs"), "--out", out], capsys)
+                     tiny_gpt2_preset, "--logdir", str(root / f"{method}-logs"), "--out", out], capsys)
             runs[method] = {"out": out, "returncode": returncode, "stdout": stdout, "stderr": stderr, **recorded}
         return runs[method]
 
@@ -82,10 +84,16 @@ def test_finetune_saves_a_model_that_generates(method, fine_tuned, capsys):
     returncode, stdout, stderr = in_process(["generate", "--model", out, "--max-new-tokens", "4", PROMPT], capsys)
     assert returncode == 0, stderr
     assert len(stdout.splitlines()) == 1 and stdout.startswith(PROMPT), stdout
+    # The reloaded model, with the preset's own vocabulary, generates what the fine-tuned one did.
+    reloaded = finetune.load_fine_tuned(out)
+    assert reloaded.model.tokenizer.vocabulary == run["generator"].model.tokenizer.vocabulary
+    prompts = [PROMPT, "The employer of Borin Quillby is"]
+    before = run["generator"].generate(prompts, max_new_tokens=6)
+    assert reloaded.generate(prompts, max_new_tokens=6) == before and any(before)
 
 
 @pytest.mark.slow
-def test_bench_reports_every_method_on_every_split(people_kg_files, pretrained_dir, fine_tuned, tmp_path,
+def test_bench_reports_every_method_on_every_split(people_kg_files, tiny_gpt2_preset, fine_tuned, tmp_path,
                                                    monkeypatch, capsys):
     """`kfine bench` over every method, each method's training replayed from its `kfine finetune` run.
 
@@ -118,7 +126,7 @@ def test_bench_reports_every_method_on_every_split(people_kg_files, pretrained_d
     monkeypatch.setattr(kfine.bench, "get_method", replaying_get_method)
     returncode, stdout, stderr = in_process(
         ["bench", "--quick", "--methods", ",".join(METHODS), "--seeds", "1", *kg_flags(people_kg_files),
-         "--model", pretrained_dir, "--out", out], capsys)
+         "--model", tiny_gpt2_preset, "--out", out], capsys)
     assert returncode == 0, stderr
     assert replayed == METHODS
     with open(os.path.join(out, "results.json"), encoding="utf-8") as stream:

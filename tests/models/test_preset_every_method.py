@@ -2,11 +2,11 @@
 
 Issue 17, item 7: load, generate, fine-tune for one epoch on the people KG
 (`tiny_methods`), save, reload, same greedy output; and KG-constrained
-decoding on a preset. Every method runs on GPT-2; Llama and Gemma run the
-`knowledge` method, which fits the backbone and puts the injection layer
-between backbone and head (the plain model's save and reload on every
-architecture is test_preset_loading's), which keeps `make test` affordable on
-two cores.
+decoding on a preset. Every method runs on a tiny GPT-2 preset through the
+CLI, with the same checks, in tests/test_every_method.py; here Llama and
+Gemma (SentencePiece) run the `knowledge` method, which fits the backbone and
+puts the injection layer between backbone and head (the plain model's save
+and reload on every architecture is test_preset_loading's).
 """
 
 import pytest
@@ -18,12 +18,10 @@ from kfine.models.constrained_decoding import constrained
 from kfine.models.generation import Generator
 from kfine.models.loading import load_model
 from kfine.training import finetune
-from kfine.training.methods import available_methods
 from presets import ARCHITECTURES, write_tiny_preset
 
 PROMPTS = ["Alda Varenko was born in", "The employer of Borin Quillby is"]
-RUNS = [("gpt2", method) for method in available_methods()] + [
-    (architecture, "knowledge") for architecture in ARCHITECTURES[1:]]
+RUNS = [(architecture, "knowledge") for architecture in ARCHITECTURES[1:]]
 
 
 @pytest.fixture(scope="module")
