@@ -17,7 +17,7 @@ from kfine.evaluation.evaluate import evaluate_splits
 from kfine.knowledge.task import QUICK, SPLITS, FactTask
 from kfine.layers import KnowledgeConstraintRegularizer, KnowledgeInjectionLayer
 from kfine.models.constrained_decoding import constrained
-from kfine.models.loading import load_metadata
+from kfine.models.loading import on_pretraining_split
 from kfine.models.shipped import shipped_model_path
 from kfine.training.constraint import fine_tune_constraint
 
@@ -25,7 +25,7 @@ files = default_kg_files()
 pretrained = shipped_model_path()
 task = FactTask.from_files(**files, size=QUICK)
 # The shipped model was pretrained on this KG: reuse its split, so held-out subjects stay unseen.
-task = FactTask(task.knowledge_graph, task.templates, split_seed=load_metadata(pretrained)["split_seed"], size=QUICK)
+task = on_pretraining_split(task, pretrained)
 graph = task.model_graph  # the KG a method may use: the unknown split's facts are not in it
 
 # The pieces, as a Keras user writes them: the regularizer goes on the KG encoder's entity table.

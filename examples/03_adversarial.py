@@ -24,7 +24,7 @@ from kfine.datasets.geonames import default_kg_files
 from kfine.knowledge.task import QUICK, FactTask
 from kfine.models.discriminator import build_discriminator
 from kfine.models.generation import Generator
-from kfine.models.loading import load_metadata, load_model
+from kfine.models.loading import load_model, on_pretraining_split
 from kfine.models.shipped import shipped_model_path
 from kfine.training.adversarial import MONITORED, AdversarialFineTuner, adversarial_dataset, adversarial_examples
 from kfine.training.divergence_guard import DivergenceGuard
@@ -41,7 +41,7 @@ args = parser.parse_args()
 
 keras.utils.set_random_seed(0)
 pretrained = shipped_model_path()
-task = FactTask.from_files(**default_kg_files(), split_seed=load_metadata(pretrained)["split_seed"], size=QUICK)
+task = on_pretraining_split(FactTask.from_files(**default_kg_files(), size=QUICK), pretrained)
 model = load_model(pretrained)
 
 # === Adversarial fine-tuning ===

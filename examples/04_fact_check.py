@@ -20,7 +20,7 @@ import kfine
 from kfine.datasets.geonames import default_kg_files
 from kfine.evaluation.evaluate import evaluate_splits
 from kfine.knowledge.task import QUICK, FactTask
-from kfine.models.loading import load_metadata
+from kfine.models.loading import on_pretraining_split
 from kfine.models.shipped import shipped_model_path
 from kfine.training.baseline import fine_tune_baseline
 from kfine.training.factcheck import QUICK_FEEDBACK, build_checker, prompt_references
@@ -34,7 +34,7 @@ args = parser.parse_args()
 pretrained = shipped_model_path()
 files = default_kg_files()
 # The shipped model's subject split, so held-out subjects stay unseen.
-task = FactTask.from_files(**files, split_seed=load_metadata(pretrained)["split_seed"], size=QUICK)
+task = on_pretraining_split(FactTask.from_files(**files, size=QUICK), pretrained)
 graph = task.model_graph
 
 # 1. The baseline: MLE on the finetune sentences.

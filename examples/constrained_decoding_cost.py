@@ -18,7 +18,7 @@ from kfine.datasets.geonames import default_kg_files
 from kfine.knowledge.task import QUICK, FactTask
 from kfine.models.constrained_decoding import constrained
 from kfine.models.generation import Generator
-from kfine.models.loading import load_metadata, load_model
+from kfine.models.loading import load_model, on_pretraining_split
 from kfine.models.shipped import shipped_model_path
 
 MAX_NEW_TOKENS = 16
@@ -30,7 +30,7 @@ args = parser.parse_args()
 
 pretrained = shipped_model_path()
 task = FactTask.from_files(**default_kg_files(), size=QUICK)
-task = FactTask(task.knowledge_graph, task.templates, split_seed=load_metadata(pretrained)["split_seed"], size=QUICK)
+task = on_pretraining_split(task, pretrained)
 prompts = [prompt.text for split in ("heldout", "unknown")
            for prompt, _ in task.evaluation_prompts(split)[: args.prompts]]
 model = load_model(pretrained)

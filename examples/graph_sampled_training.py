@@ -23,7 +23,7 @@ from kfine.evaluation.evaluate import judge_prompts
 from kfine.evaluation.metrics import CORRECT, mean_and_std, rates
 from kfine.knowledge.graph import KnowledgeGraph
 from kfine.knowledge.task import QUICK, FactTask
-from kfine.models.loading import load_metadata
+from kfine.models.loading import on_pretraining_split
 from kfine.models.shipped import shipped_model_path
 from kfine.training.methods import get_method
 
@@ -53,9 +53,8 @@ def main():
 
     files = default_kg_files()
     pretrained = shipped_model_path()
-    split_seed = load_metadata(pretrained)["split_seed"]
-    task = FactTask.from_files(files["triples"], files["templates"], files["aliases"], split_seed=split_seed,
-                               size=QUICK)
+    task = on_pretraining_split(FactTask.from_files(files["triples"], files["templates"], files["aliases"],
+                                                    size=QUICK), pretrained)
     heldout = task.evaluation_prompts("heldout")
     os.makedirs(args.out, exist_ok=True)
     corpus = os.path.join(args.out, "corpus.txt")

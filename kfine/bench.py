@@ -19,7 +19,7 @@ from kfine.evaluation.report import results_table, write_chart, write_risk_cover
 from kfine.io import atomic_file, write_json, write_jsonl
 from kfine.knowledge.task import FULL, QUICK, FactTask
 from kfine.models.constrained_decoding import constrained
-from kfine.models.loading import load_metadata
+from kfine.models.loading import on_pretraining_split
 from kfine.training.methods import get_method, method_options
 from kfine.training.strategy import strategy_scope
 
@@ -64,12 +64,7 @@ def run_bench(task_files, pretrained, methods, seeds, out_dir, quick=False, verb
     """
     method_functions = {name: get_method(name) for name in methods}
     options = {name: method_options(name, init_embeddings) for name in methods}
-    metadata = load_metadata(pretrained)
-    task = FactTask.from_files(**task_files, size=QUICK if quick else FULL)
-    if metadata.get("kg_fingerprint") == task.knowledge_graph.fingerprint():
-        # Same KG the model was pretrained on: reuse its split, so held-out
-        # subjects stay unseen.
-        task = FactTask(task.knowledge_graph, task.templates, split_seed=metadata["split_seed"], size=task.size)
+    task = on_pretraining_split(FactTask.from_files(**task_files, size=QUICK if quick else FULL), pretrained)
     stats = task.knowledge_graph.stats()
     echo(f"knowledge graph: {stats['num_entities']} entities, {stats['num_relations']} relations, "
          f"{stats['num_triples']} triples, {stats['num_aliases']} aliases; triples per relation: "

@@ -134,6 +134,22 @@ def load_metadata(path):
         raise ModelError(f"{metadata_path}: unreadable metadata: {error}") from error
 
 
+def on_pretraining_split(task, pretrained):
+    """Returns `task` on the subject split `pretrained` was pretrained with, if it was pretrained on this KG.
+
+    A model kfine pretrained records its KG's fingerprint and split seed
+    (training.json); held-out subjects stay out of its pretraining text only
+    on that split. Any other model (a preset kfine did not pretrain, another
+    KG) leaves `task` as it is.
+    """
+    from kfine.knowledge.task import FactTask
+
+    metadata = load_metadata(pretrained)
+    if "split_seed" not in metadata or metadata.get("kg_fingerprint") != task.knowledge_graph.fingerprint():
+        return task
+    return FactTask(task.knowledge_graph, task.templates, split_seed=metadata["split_seed"], size=task.size)
+
+
 def copy_model(model):
     """Returns a new model of `model`'s class and config holding its weights, without optimizer state.
 
