@@ -47,7 +47,7 @@ def test_the_wordpiece_model_loads_with_keras_alone_in_safe_mode():
     assert generated.strip()
 
 
-@pytest.mark.parametrize("name", [SHIPPED_MODEL, WORDPIECE_MODEL])
+@pytest.mark.parametrize("name", [SHIPPED_MODEL, WORDPIECE_MODEL, "languages-gpt2"])
 def test_shipped_model_has_a_card_and_fits_the_size_budget(name):
     directory = shipped_model_path(name)
     with open(os.path.join(directory, "training.json"), encoding="utf-8") as stream:
