@@ -95,6 +95,13 @@ def _check_out(path):
         raise KfineError(f"--out: {path} is a file; give a directory path")
 
 
+def _perf_model(args):
+    """The model `--perf` times: kfine's own LM (its ratios compare that LM with keras-hub's), unless --model."""
+    from kfine.models.shipped import WORDPIECE_MODEL, shipped_model_path
+
+    return args.model if args.model else shipped_model_path(WORDPIECE_MODEL)
+
+
 def _pretrained(args):
     from kfine.models.shipped import shipped_model_path
 
@@ -256,9 +263,9 @@ def cmd_perf(args):
 
     _check_out(args.out)
     if args.runs > 1:
-        results = run_perf_runs(_pretrained(args), args.out, args.runs, quick=args.quick)
+        results = run_perf_runs(_perf_model(args), args.out, args.runs, quick=args.quick)
     else:
-        results = run_perf(_pretrained(args), args.out, quick=args.quick)
+        results = run_perf(_perf_model(args), args.out, quick=args.quick)
     with open(os.path.join(args.out, "perf.md"), encoding="utf-8") as stream:
         print(stream.read())
     print(f"wrote {args.out}/perf.json and perf.md ({len(results['ratios'])} ratios)")

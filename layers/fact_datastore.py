@@ -159,8 +159,10 @@ class FactDatastore(keras.layers.Layer):
         self.values = self.add_weight(
             name="values", shape=(self.size,), initializer="zeros", trainable=False, dtype="int32"
         )
+        # -1: open to any query, until `assign` says which keys continue a name.
         self.followed = self.add_weight(
-            name="followed", shape=(self.size,), initializer="zeros", trainable=False, dtype="int32"
+            name="followed", shape=(self.size,), initializer=keras.initializers.Constant(-1), trainable=False,
+            dtype="int32",
         )
 
     def call(self, inputs):

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+from kfine.errors import KfineError
 from kfine.io import atomic_file, write_json
 from kfine.perf.timing import load_average
 
@@ -110,8 +111,9 @@ def run_perf(pretrained, out_dir, quick=False, echo=print):
     """Runs every perf measurement and writes `out_dir/perf.json` and `out_dir/perf.md`.
 
     Args:
-        pretrained: str. Directory of the pretrained model whose architecture
-            and vocabulary the training and generation measurements use.
+        pretrained: str. Directory of a model kfine pretrained with its own LM
+            (`kfine pretrain`), whose architecture and vocabulary the training
+            and generation measurements use.
         out_dir: str.
         quick: bool. Tiny sizes (seconds; the numbers mean little).
         echo: callable for progress lines.
@@ -130,8 +132,12 @@ def run_perf(pretrained, out_dir, quick=False, echo=print):
 
     size = QUICK if quick else FULL
     graph, templates = build_geonames()
+    architecture = load_metadata(pretrained).get("architecture")
+    if not isinstance(architecture, dict):
+        raise KfineError(f"--model: {pretrained} is not a model kfine pretrained with its own LM; --perf times "
+                         "kfine's own LM against keras-hub (keras-hub presets are timed in keras_hub_training): "
+                         "leave --model out or give a `kfine pretrain` directory")
     language_model = load_model(pretrained)
-    architecture = load_metadata(pretrained)["architecture"]
     ratios = {}
     raw = {"size": "quick" if quick else "full", "device": device_description(), "load_at_start": load_average()}
     measurements = (

@@ -44,7 +44,7 @@ def _hidden_and_entity_ids():
 LAYER_FACTORIES = {
     "FactDatastore": lambda: _built(
         kfine.layers.FactDatastore(size=4, hidden_dim=HIDDEN_DIM, vocabulary_size=5),
-        [np.zeros((1, 3, HIDDEN_DIM), "float32"), np.zeros((1, 3, 5), "float32")],
+        [np.zeros((1, 3, HIDDEN_DIM), "float32"), np.zeros((1, 3, 5), "float32"), np.zeros((1, 3), "int32")],
     ),
     "KnowledgeGraphEncoder": lambda: _built(
         kfine.layers.KnowledgeGraphEncoder(_graph(), embedding_dim=ENTITY_DIM, num_layers=3)
