@@ -95,17 +95,11 @@ def _check_out(path):
         raise KfineError(f"--out: {path} is a file; give a directory path")
 
 
-def _perf_model(args):
-    """The model `--perf` times: kfine's own LM (its ratios compare that LM with keras-hub's), unless --model."""
-    from kfine.models.shipped import WORDPIECE_MODEL, shipped_model_path
+def _pretrained(args, shipped=None):
+    """`--model`, else the shipped model `shipped` (default: the shipped default)."""
+    from kfine.models.shipped import SHIPPED_MODEL, shipped_model_path
 
-    return args.model if args.model else shipped_model_path(WORDPIECE_MODEL)
-
-
-def _pretrained(args):
-    from kfine.models.shipped import shipped_model_path
-
-    return args.model if args.model else shipped_model_path()
+    return args.model if args.model else shipped_model_path(shipped or SHIPPED_MODEL)
 
 
 def _command_line():
@@ -259,13 +253,15 @@ def cmd_bench(args):
 
 
 def cmd_perf(args):
+    from kfine.models.shipped import WORDPIECE_MODEL
     from kfine.perf.harness import run_perf, run_perf_runs
 
     _check_out(args.out)
     if args.runs > 1:
-        results = run_perf_runs(_perf_model(args), args.out, args.runs, quick=args.quick)
+        # --perf times kfine's own LM (its ratios compare it with keras-hub's), unless --model.
+        results = run_perf_runs(_pretrained(args, WORDPIECE_MODEL), args.out, args.runs, quick=args.quick)
     else:
-        results = run_perf(_perf_model(args), args.out, quick=args.quick)
+        results = run_perf(_pretrained(args, WORDPIECE_MODEL), args.out, quick=args.quick)
     with open(os.path.join(args.out, "perf.md"), encoding="utf-8") as stream:
         print(stream.read())
     print(f"wrote {args.out}/perf.json and perf.md ({len(results['ratios'])} ratios)")

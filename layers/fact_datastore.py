@@ -171,12 +171,9 @@ class FactDatastore(keras.layers.Layer):
         queries = queries / keras.ops.maximum(keras.ops.norm(queries, axis=-1, keepdims=True), 1e-12)
         similarities = keras.ops.einsum("btd,nd->btn", queries, self.keys)
         # A key inside a name votes only after the token it followed (cosines
-        # are >= -1, so -3 puts it below every open key).
-        followed = keras.ops.cast(self.followed, "int32")
-        open_keys = keras.ops.logical_or(
-            followed[None, None, :] < 0,
-            followed[None, None, :] == keras.ops.cast(token_ids, "int32")[..., None],
-        )
+        # lie in [-1, 1], so subtracting 4 puts it below every open key).
+        followed = self.followed[None, None, :]
+        open_keys = keras.ops.logical_or(followed < 0, followed == keras.ops.cast(token_ids, "int32")[..., None])
         similarities = keras.ops.where(open_keys, similarities, similarities - 4.0)
         nearest, indices = keras.ops.top_k(similarities, k=min(self.top_k, self.size))
         weights = keras.ops.softmax(nearest / self.temperature, axis=-1)

@@ -17,8 +17,6 @@ this fine-tune or none, 0.11 after the baseline's; docs/methods/knowledge.md).
 edited KG, with no gradient step.
 """
 
-import os
-
 import keras
 import tensorflow as tf
 
@@ -26,8 +24,7 @@ from kfine.errors import KfineError
 from kfine.layers import FactDatastore, KnowledgeInjectionLayer
 from kfine.models.generation import Generator
 from kfine.models.loading import load_model
-from kfine.training.mle import train_mle
-from kfine.training.resume import backup_callbacks
+from kfine.training.baseline import fit_finetune_sentences
 
 QUICK_EPOCHS = 2
 FULL_EPOCHS = 3
@@ -73,16 +70,7 @@ def fine_tune_knowledge_add(task, pretrained, seed, log_dir, quick=False, verbos
     layer = KnowledgeInjectionLayer(task.model_graph, templates=task.templates, name="knowledge_injection")
     # What `model.add(layer)` does, with a progress bar when verbose.
     model.add(layer.for_language_model(model, verbose=verbose))
-    train_mle(
-        model,
-        task.finetune_sentences,
-        epochs=QUICK_EPOCHS if quick else FULL_EPOCHS,
-        batch_size=32,
-        learning_rate=LEARNING_RATE,
-        seed=seed,
-        callbacks=[keras.callbacks.TensorBoard(os.path.join(log_dir, "fit")), *backup_callbacks("fit")],
-        verbose=verbose,
-    )
+    fit_finetune_sentences(model, task, seed, log_dir, QUICK_EPOCHS if quick else FULL_EPOCHS, LEARNING_RATE, verbose)
     # The keys were made by the backbone before fit: recompute them with the trained one.
     model.layers[-1].refresh(model, task.model_graph, task.templates, verbose=verbose)
     return KnowledgeAddGenerator(model, task.templates)
