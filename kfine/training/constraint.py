@@ -134,16 +134,27 @@ def valid_fact_slots(model, arrays, knowledge_graph):
 
 def build_constrained_model(language_model, knowledge_graph, seed=0, strength=REGULARIZER_STRENGTH,
                             constraint_weight=CONSTRAINT_WEIGHT):
-    """The `knowledge` model with the TransE regularizer on its entity table and the constraint loss."""
-    regularizer = KnowledgeConstraintRegularizer(knowledge_graph, strength=strength, seed=seed)
+    """The `knowledge` model with the TransE regularizer on its entity table (none at strength 0) and the
+    constraint loss."""
+    regularizer = KnowledgeConstraintRegularizer(knowledge_graph, strength=strength, seed=seed) if strength else None
     return build_knowledge_model(language_model, knowledge_graph, embeddings_regularizer=regularizer,
                                  model_class=ConstrainedKnowledgeLanguageModel, constraint_weight=constraint_weight)
 
 
-def fine_tune_constraint(task, pretrained, seed, log_dir, quick=False, verbose=0):
-    """The `knowledge` method plus the KG regularizer and the knowledge-constraint loss."""
+def fine_tune_constraint(task, pretrained, seed, log_dir, quick=False, verbose=0, constraint_loss=True,
+                         regularizer=True):
+    """The `knowledge` method plus the KG regularizer and the knowledge-constraint loss.
+
+    Args:
+        constraint_loss: bool. Add the constraint loss (off: weight 0, still tracked).
+        regularizer: bool. Put the TransE regularizer on the entity table.
+        Both off, it trains as `knowledge` does: an ablation's reference
+        (`examples/constraint_ablation.py`).
+    """
     return train_knowledge_model(
         task, pretrained, seed, log_dir, quick=quick, verbose=verbose,
-        make_model=functools.partial(build_constrained_model, seed=seed),
+        make_model=functools.partial(build_constrained_model, seed=seed,
+                                     strength=REGULARIZER_STRENGTH if regularizer else 0.0,
+                                     constraint_weight=CONSTRAINT_WEIGHT if constraint_loss else 0.0),
         extra_inputs=lambda model, arrays: {"valid_facts": valid_fact_slots(model, arrays, task.model_graph)},
     )
