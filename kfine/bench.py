@@ -168,8 +168,8 @@ def _run_unit(task, pretrained, method_function, options, method, seed, out_dir,
         for split, (_, judgements) in evaluation.items():
             values[(split, "multiple_entities")] = sum(j.other_entity is not None for j in judgements)
             scores.update({f"{split}/{metric}": row.tolist() for metric, row in _per_prompt_scores(judgements).items()})
-            records += [_record(label, seed, split, j, gold)
-                        for j, (_, gold) in zip(judgements, task.evaluation_prompts(split))]
+            records += [_record(label, seed, split, j, gold, prompt.relation)
+                        for j, (prompt, gold) in zip(judgements, task.evaluation_prompts(split))]
         label_dir = log_dir if label == method else os.path.join(out_dir, "tensorboard", label, str(seed))
         _log_evaluation(label_dir, values, evaluation)
         echo(
@@ -200,7 +200,8 @@ def _add_edit_outcome(generator, task, edits, label, seed, values, scores, recor
         values.update({(split, metric): rate for metric, rate in edit_rates(outcome["scores"]).items()})
         scores.update({f"{split}/{metric}": row for metric, row in outcome["scores"].items()})
         for metric in EDIT_METRICS:
-            records += [_record(label, seed, f"{split}/{metric}", judgement, gold) for judgement, (_, gold)
+            records += [_record(label, seed, f"{split}/{metric}", judgement, gold, prompt.relation)
+                        for judgement, (prompt, gold)
                         in zip(outcome["judgements"][metric], outcome["prompts"][metric])]
 
 
@@ -244,9 +245,9 @@ def _per_prompt_scores(judgements):
     }
 
 
-def _record(label, seed, split, judgement, gold):
+def _record(label, seed, split, judgement, gold, relation=None):
     """One line of judgements.jsonl."""
-    return {"method": label, "seed": seed, "split": split, "prompt": judgement.prompt,
+    return {"method": label, "seed": seed, "split": split, "relation": relation, "prompt": judgement.prompt,
             "completion": judgement.completion, "answer": judgement.answer, "entity": judgement.entity,
             "other_entity": judgement.other_entity, "verdict": judgement.verdict, "gold": sorted(gold),
             "confidence": judgement.confidence}

@@ -1,4 +1,4 @@
-"""Helpers shared by kfine's layers: initializer cloning and argument checks."""
+"""Helpers shared by kfine's layers: initializer cloning, argument checks, fact keys."""
 
 import keras
 import numpy as np
@@ -35,3 +35,9 @@ def check_positive_int(name, value):
 def check_rate(name, value):
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
         raise ValueError(f"`{name}` must be a float in [0, 1). Received: {name}={value!r}")
+
+
+def fact_keys(heads, relations, tails, num_relations, num_entities):
+    """One int64 per `(head, relation, tail)` id triple (arrays or tensors): equal keys, equal facts."""
+    heads, relations, tails = (keras.ops.cast(ids, "int64") for ids in (heads, relations, tails))
+    return (heads * num_relations + relations) * num_entities + tails

@@ -22,6 +22,8 @@ EXAMPLES = {
     "02_knowledge_constraints.py": ([], "TensorBoard: tensorboard --logdir runs/constraints"),
     "03_adversarial.py": (["--epochs", "1", "--timing-steps", "1"], "ratio"),
     "04_fact_check.py": ([], "(after feedback)"),
+    "constraint_ablation.py": (["--seeds", "1", "--out", "ablation", "--relation", "born_in"],
+                               "wrote ablation/ablation.md"),
     "constrained_decoding_cost.py": (["--prompts", "4", "--repeats", "1"],
                                      "constrained / unconstrained time per token"),
     # --sample: the shared `kfine kg sample` output (a Beam pipeline is run once per suite).

@@ -1,4 +1,4 @@
-"""A small transformer that tells real token sequences from generated ones."""
+"""A small transformer that tells real token sequences from generated ones, optionally reading the KG."""
 
 import keras
 import keras_hub
@@ -18,6 +18,17 @@ class SequenceDiscriminator(keras.Model):
     sequence, the valid positions are mean-pooled, and a dense layer gives the
     logit of "real".
 
+    Knowledge-aware (`knowledge_aware=True`), the logit also reads a feature
+    from the knowledge graph: `knowledge_match`, the probability that the
+    answer spells one of the KG's objects for the sentence's `(subject,
+    relation)` (the exact KG check, made differentiable for soft tokens), adds
+    `knowledge_weight * (2 * knowledge_match - 1)`. Text alone cannot tell a
+    true answer from an invented one for a subject the discriminator never
+    read about; the subject's KG facts can. The weight starts at
+    `knowledge_prior` (the KG is believed from the first step; a scalar
+    learned from 0 would move by about the learning rate a step under Adam,
+    far slower than the text features) and is trained.
+
     Args:
         vocabulary_size: int. Number of tokens (the generator's vocabulary).
         sequence_length: int. Longest sequence the position embedding covers.
@@ -26,6 +37,8 @@ class SequenceDiscriminator(keras.Model):
         num_heads: int. Attention heads per block.
         intermediate_dim: int. Width of the feed-forward layers.
         dropout: float. Dropout rate inside the blocks.
+        knowledge_aware: bool. Whether the logit reads `knowledge_match`.
+        knowledge_prior: float. Initial `knowledge_weight`.
         **kwargs: standard `keras.Model` arguments.
 
     Call arguments:
@@ -34,6 +47,8 @@ class SequenceDiscriminator(keras.Model):
         padding_mask: bool `(batch, sequence)`, True at valid positions; by
             default the positions of non-`[PAD]` ids (all positions for
             float inputs).
+        knowledge_match: float `(batch,)` in [0, 1] from `knowledge_match`;
+            required when `knowledge_aware`, ignored otherwise.
 
     Returns:
         float32 logits `(batch,)`: D(x) = sigmoid(logit) is the probability
@@ -55,6 +70,8 @@ class SequenceDiscriminator(keras.Model):
         num_heads=2,
         intermediate_dim=128,
         dropout=0.1,
+        knowledge_aware=False,
+        knowledge_prior=2.0,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -70,6 +87,10 @@ class SequenceDiscriminator(keras.Model):
         self.num_heads = num_heads
         self.intermediate_dim = intermediate_dim
         self.dropout = dropout
+        if isinstance(knowledge_prior, bool) or not isinstance(knowledge_prior, (int, float)):
+            raise ValueError(f"`knowledge_prior` must be a float. Received: knowledge_prior={knowledge_prior!r}")
+        self.knowledge_aware = bool(knowledge_aware)
+        self.knowledge_prior = float(knowledge_prior)
 
         # === Layers ===
         self.token_embedding = keras.layers.Embedding(
@@ -98,6 +119,9 @@ class SequenceDiscriminator(keras.Model):
             block.build(hidden_shape)
         self.final_norm.build(hidden_shape)
         self.classifier.build((tokens_shape[0], self.hidden_dim))
+        if self.knowledge_aware:
+            self.knowledge_weight = self.add_weight(
+                name="knowledge_weight", shape=(), initializer=keras.initializers.Constant(self.knowledge_prior))
         self.built = True
 
     def embed(self, tokens):
@@ -107,15 +131,19 @@ class SequenceDiscriminator(keras.Model):
         probabilities = keras.ops.cast(tokens, self.token_embedding.embeddings.dtype)
         return keras.ops.matmul(probabilities, self.token_embedding.embeddings)
 
-    def call(self, tokens, padding_mask=None, training=None):
+    def call(self, tokens, padding_mask=None, knowledge_match=None, training=None):
         is_ids = keras.backend.is_int_dtype(keras.backend.standardize_dtype(tokens.dtype))
         if padding_mask is None:
             padding_mask = tokens != 0 if is_ids else keras.ops.ones(keras.ops.shape(tokens)[:2], "bool")
-        return self.classify(self.embed(tokens), padding_mask, training=training)
+        return self.classify(self.embed(tokens), padding_mask, knowledge_match=knowledge_match, training=training)
 
-    def classify(self, token_embeddings, padding_mask, training=None):
+    def classify(self, token_embeddings, padding_mask, knowledge_match=None, training=None):
         """Logits `(batch,)` of token embeddings (from `embed`, possibly mixed
-        from ids and soft tokens) with a bool `(batch, sequence)` padding mask."""
+        from ids and soft tokens) with a bool `(batch, sequence)` padding mask
+        (and, knowledge-aware, the `(batch,)` knowledge match)."""
+        if self.knowledge_aware and knowledge_match is None:
+            raise ValueError("A knowledge-aware discriminator needs `knowledge_match` (see `knowledge_match()`). "
+                             "Received: knowledge_match=None")
         hidden = token_embeddings + self.position_embedding(token_embeddings)
         for block in self.encoder_blocks:
             hidden = block(hidden, padding_mask=padding_mask, training=training)
@@ -123,7 +151,11 @@ class SequenceDiscriminator(keras.Model):
         # Mean over valid positions only, so padding length tells nothing.
         weights = keras.ops.cast(padding_mask, hidden.dtype)[:, :, None]
         pooled = keras.ops.sum(hidden * weights, axis=1) / keras.ops.maximum(keras.ops.sum(weights, axis=1), 1.0)
-        return keras.ops.cast(self.classifier(pooled)[:, 0], "float32")
+        logit = keras.ops.cast(self.classifier(pooled)[:, 0], "float32")
+        if self.knowledge_aware:
+            match = keras.ops.cast(knowledge_match, "float32")
+            logit = logit + keras.ops.cast(self.knowledge_weight, "float32") * (2.0 * match - 1.0)
+        return logit
 
     def compute_output_shape(self, tokens_shape):
         return (tokens_shape[0],)
@@ -139,12 +171,46 @@ class SequenceDiscriminator(keras.Model):
                 "num_heads": self.num_heads,
                 "intermediate_dim": self.intermediate_dim,
                 "dropout": self.dropout,
+                "knowledge_aware": self.knowledge_aware,
+                "knowledge_prior": self.knowledge_prior,
             }
         )
         return config
 
 
-def build_discriminator(language_model, hidden_dim=64, num_layers=1, num_heads=2, intermediate_dim=128, dropout=0.1):
+def knowledge_match(answer_tokens, knowledge_ids):
+    """The probability that each answer spells one of its KG objects (1 or 0 for hard tokens).
+
+    Args:
+        answer_tokens: int32 ids `(batch, length)`, or float token
+            probabilities `(batch, length, vocabulary)` (a straight-through
+            sample: hard values forward, the soft sample's gradient).
+        knowledge_ids: int32 `(batch, objects, length)`: the token ids each KG
+            object of the row's `(subject, relation)` is written with after the
+            prompt, cut to `length`; 0 pads a shorter object (any token
+            matches there) and fills the rows of absent objects.
+
+    Returns:
+        float32 `(batch,)`: the largest, over the row's objects, product of
+        the probabilities of the object's tokens; 0 for a row with no object.
+    """
+    ops = keras.ops
+    if keras.backend.is_int_dtype(keras.backend.standardize_dtype(answer_tokens.dtype)):
+        # (batch, 1, length) == (batch, objects, length)
+        token_matches = ops.cast(ops.equal(answer_tokens[:, None, :], knowledge_ids), "float32")
+    else:
+        probabilities = ops.cast(answer_tokens, "float32")
+        gathered = ops.take_along_axis(  # (batch, length, objects): p(answer_j = object token j)
+            probabilities, ops.transpose(knowledge_ids, (0, 2, 1)), axis=-1)
+        token_matches = ops.transpose(gathered, (0, 2, 1))
+    required = ops.not_equal(knowledge_ids, 0)
+    per_object = ops.prod(ops.where(required, token_matches, 1.0), axis=-1)
+    present = ops.any(required, axis=-1)
+    return ops.max(ops.where(present, per_object, 0.0), axis=-1)
+
+
+def build_discriminator(language_model, hidden_dim=64, num_layers=1, num_heads=2, intermediate_dim=128, dropout=0.1,
+                        knowledge_aware=False):
     """A `SequenceDiscriminator` sized for `language_model`'s vocabulary and length.
 
     Its token embeddings start as a random projection of the language model's
@@ -153,8 +219,8 @@ def build_discriminator(language_model, hidden_dim=64, num_layers=1, num_heads=2
 
     Args:
         language_model: `CausalLanguageModel`.
-        hidden_dim, num_layers, num_heads, intermediate_dim, dropout: as for
-            `SequenceDiscriminator`.
+        hidden_dim, num_layers, num_heads, intermediate_dim, dropout,
+            knowledge_aware: as for `SequenceDiscriminator`.
 
     Returns:
         A built `SequenceDiscriminator`.
@@ -165,7 +231,7 @@ def build_discriminator(language_model, hidden_dim=64, num_layers=1, num_heads=2
     discriminator = SequenceDiscriminator(
         vocabulary_size=source.shape[0], sequence_length=language_model.sequence_length,
         hidden_dim=hidden_dim, num_layers=num_layers, num_heads=num_heads, intermediate_dim=intermediate_dim,
-        dropout=dropout, name="discriminator",
+        dropout=dropout, knowledge_aware=knowledge_aware, name="discriminator",
     )
     discriminator.build((None, None))
     if source.shape[1] >= hidden_dim:

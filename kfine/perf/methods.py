@@ -2,8 +2,11 @@
 
 Each method's trainer is built and compiled as the method builds it (its
 own losses, optimizers and XLA setting), on a copy of the shipped LM, and
-trains on one batch of its own data: for `adversarial`, finetune facts with
-knowledge corruptions (`adversarial_examples`); for `factcheck`, the
+trains on one batch of its own data: for `adversarial`, probe-slice prompts
+with knowledge corruptions and the KG's answers, and finetune sentences for
+the MLE term (`adversarial_examples`, as the method builds them), also
+timed compiled with XLA against eagerly traced (`adversarial_step_xla_vs_eager`,
+under 1 when XLA is faster); for `factcheck`, the
 shipped LM's samples of finetune prompts checked against the KG and turned
 into references, unlikelihood negatives and preference pairs
 (`FactCheckFineTuner`). Every batch has `size.batch_size` rows padded to
@@ -26,6 +29,7 @@ from kfine.knowledge.task import FactTask
 from kfine.models.loading import copy_model
 from kfine.perf.timing import interleaved, min_ratio, paired_ratio
 from kfine.perf.training import DEFAULT_JIT_COMPILE, fit_runner, packed_batch, train_step_runner
+from kfine.training.adversarial import JIT_COMPILE as ADVERSARIAL_JIT_COMPILE
 from kfine.training.adversarial import (
     AdversarialFineTuner,
     adversarial_dataset,
@@ -34,6 +38,7 @@ from kfine.training.adversarial import (
 )
 from kfine.training.factcheck import FULL_FEEDBACK, FactCheckFineTuner, prompt_references
 from kfine.training.mle import next_token_loss
+from kfine.training.probe import ProbeSlice
 
 # The XLA setting both methods compile with when not told otherwise ("auto": XLA on accelerators only).
 METHOD_JIT_COMPILE = inspect.signature(AdversarialFineTuner.compile).parameters["jit_compile"].default
@@ -50,15 +55,35 @@ def pad_width(batch, widths):
     return padded
 
 
-def adversarial_runner(language_model, task, size):
-    """`fine_tune_adversarial`'s trainer on one batch of its data; returns `(runner, jit_compile, natural_width)`."""
+def adversarial_runner(language_model, task, size, jit_compile=None):
+    """`fine_tune_adversarial`'s trainer on one batch of its data; returns `(runner, jit_compile, natural_width)`.
+
+    Args:
+        jit_compile: bool or None. None: the method's own setting.
+    """
     model = copy_model(language_model)
-    fine_tuner = build_adversarial_fine_tuner(model, seed=0)
-    examples = adversarial_examples(task, model.tokenizer, fine_tuner.answer_length, model.sequence_length)
+    fine_tuner = build_adversarial_fine_tuner(model, seed=0, jit_compile=jit_compile)
+    examples = adversarial_examples(task, model.tokenizer, fine_tuner.answer_length, model.sequence_length,
+                                    rollout_triples=ProbeSlice(task).triples or None)
     batch = next(iter(adversarial_dataset(examples, size.batch_size)))
     width = model.sequence_length
-    batch = pad_width(batch, {"token_ids": width, "corrupted_ids": width})
+    batch = pad_width(batch, {"token_ids": width, "corrupted_ids": width, "mle_ids": width})
     return fit_runner(fine_tuner, batch, size.train_steps), fine_tuner.jit_compile, examples["token_ids"].shape[1]
+
+
+def measure_adversarial_xla(language_model, task, size):
+    """The adversarial train step compiled with XLA against without, in turns; returns `(ratio, raw)`."""
+    runners = {f"adversarial_{name}": adversarial_runner(language_model, task, size, jit_compile=jit_compile)[0]
+               for name, jit_compile in (("xla", True), ("no_xla", False))}
+    timings = interleaved(runners, size.repeats)
+    ratio = paired_ratio(timings, "adversarial_xla", "adversarial_no_xla")
+    return ratio, {
+        "step_seconds": {name: timing["seconds"] / size.train_steps for name, timing in timings.items()},
+        "xla_vs_eager_cpu_time": paired_ratio(timings, "adversarial_xla", "adversarial_no_xla", cpu=True),
+        "min_of_rounds": min_ratio(timings, "adversarial_xla", "adversarial_no_xla"),
+        "method_setting": ADVERSARIAL_JIT_COMPILE,
+        "timings": timings,
+    }
 
 
 def feedback_runners(language_model, task, size):
@@ -119,11 +144,13 @@ def measure_methods(language_model, graph, templates, size):
     feedback, feedback_jit, feedback_width, feedback_counts = feedback_runners(language_model, task, size)
     runners.update(feedback)
     timings = interleaved(runners, size.repeats)
+    xla_ratio, xla_raw = measure_adversarial_xla(language_model, task, size)
 
     step = {name: timing["seconds"] / steps for name, timing in timings.items()}
     ratios = {
         "adversarial_step_vs_mle": paired_ratio(timings, "adversarial", "mle"),
         "factcheck_step_vs_mle": paired_ratio(timings, "factcheck", "mle"),
+        "adversarial_step_xla_vs_eager": xla_ratio,
     }
     raw = {
         "batch_size": size.batch_size,
@@ -143,5 +170,6 @@ def measure_methods(language_model, graph, templates, size):
         "min_of_rounds": {name: min_ratio(timings, method, "mle") for name, method in
                           (("adversarial_step_vs_mle", "adversarial"), ("factcheck_step_vs_mle", "factcheck"))},
         "timings": timings,
+        "adversarial_xla": xla_raw,
     }
     return ratios, raw

@@ -3,12 +3,12 @@
 The `constraint` method is the `knowledge` method plus two constraints
 from the KG:
 
-- `KnowledgeConstraintRegularizer` (TransE margin over corrupted facts) on
-  the entity table of the injection's KG encoder;
+- `KnowledgeConstraintRegularizer` (TransE margin over corrupted facts,
+  corruptions filtered against the KG) on the entity table of the
+  injection's KG encoder;
 - `KnowledgeConstraintLoss` (semantic loss, Xu et al. 2018) on the fact
-  pointer at the entity slot: `-log` of the probability mass on the facts
-  whose relation is the sentence's, i.e. on every object the KG allows
-  for `(subject, relation)`. For a single-valued relation it repeats the
+  pointer at the entity slot: `-log` of the probability mass on the slots
+  whose object the KG allows for the sentence's `(subject, relation)`. For a single-valued relation it repeats the
   pointer's cross-entropy; for a multi-valued one (a country's neighbours)
   it credits every valid object, where the cross-entropy wants the one
   named in the sentence.
@@ -20,6 +20,7 @@ import keras
 import numpy as np
 
 from kfine.layers import KnowledgeConstraintRegularizer
+from kfine.layers.layer_utils import fact_keys
 from kfine.training.knowledge import KnowledgeLanguageModel, build_knowledge_model, train_knowledge_model
 
 CONSTRAINT_WEIGHT = 1.0
@@ -102,12 +103,18 @@ class ConstrainedKnowledgeLanguageModel(KnowledgeLanguageModel):
         return {**super().get_config(), "constraint_weight": self.constraint_weight}
 
 
-def valid_fact_slots(model, arrays):
-    """The `valid_facts` input: at each example's entity slot, the fact slots of its (subject, relation).
+def valid_fact_slots(model, arrays, knowledge_graph):
+    """The `valid_facts` input: at each example's entity slot, the fact slots whose object the KG allows.
+
+    A slot is valid when its object is an object of the sentence's
+    `(subject, relation)` in `knowledge_graph` (whatever the slot's own
+    relation), so the constraint loss never counts a true answer against the
+    model, for multi-valued relations too.
 
     Args:
         model: a built `KnowledgeLanguageModel`.
         arrays: dict from `knowledge_examples` (`entity_ids`, `fact_targets`).
+        knowledge_graph: `KnowledgeGraph` the model's injection was built from.
 
     Returns:
         float32 `(examples, length, 1 + max_degree)`; column 0 (no target) is 0.
@@ -117,22 +124,37 @@ def valid_fact_slots(model, arrays):
     objects = model.injection.fact_objects.numpy()[rows]
     targets = arrays["fact_targets"]
     relation = np.take_along_axis(relations, np.maximum(targets - 1, 0)[..., None], axis=-1)
-    valid = (relations == relation) & (objects > 0) & (targets > 0)[..., None]
+    # (subject, sentence's relation, slot's object) is a fact of the graph: table rows and objects are ids + 1.
+    sizes = (knowledge_graph.num_relations, knowledge_graph.num_entities)
+    facts = keras.ops.convert_to_numpy(fact_keys(*knowledge_graph.triple_ids.T, *sizes))
+    keys = keras.ops.convert_to_numpy(fact_keys((rows - 1)[..., None], relation, objects - 1, *sizes))
+    valid = np.isin(keys, facts) & (objects > 0) & (targets > 0)[..., None]
     return np.concatenate([np.zeros_like(valid[..., :1]), valid], axis=-1).astype("float32")
 
 
 def build_constrained_model(language_model, knowledge_graph, seed=0, strength=REGULARIZER_STRENGTH,
                             constraint_weight=CONSTRAINT_WEIGHT):
-    """The `knowledge` model with the TransE regularizer on its entity table and the constraint loss."""
-    regularizer = KnowledgeConstraintRegularizer(knowledge_graph, strength=strength, seed=seed)
+    """The `knowledge` model with the TransE regularizer on its entity table (none at strength 0) and the
+    constraint loss."""
+    regularizer = KnowledgeConstraintRegularizer(knowledge_graph, strength=strength, seed=seed) if strength else None
     return build_knowledge_model(language_model, knowledge_graph, embeddings_regularizer=regularizer,
                                  model_class=ConstrainedKnowledgeLanguageModel, constraint_weight=constraint_weight)
 
 
-def fine_tune_constraint(task, pretrained, seed, log_dir, quick=False, verbose=0):
-    """The `knowledge` method plus the KG regularizer and the knowledge-constraint loss."""
+def fine_tune_constraint(task, pretrained, seed, log_dir, quick=False, verbose=0, constraint_loss=True,
+                         regularizer=True):
+    """The `knowledge` method plus the KG regularizer and the knowledge-constraint loss.
+
+    Args:
+        constraint_loss: bool. Add the constraint loss (off: weight 0, still tracked).
+        regularizer: bool. Put the TransE regularizer on the entity table.
+        Both off, it trains as `knowledge` does: an ablation's reference
+        (`examples/constraint_ablation.py`).
+    """
     return train_knowledge_model(
         task, pretrained, seed, log_dir, quick=quick, verbose=verbose,
-        make_model=functools.partial(build_constrained_model, seed=seed),
-        extra_inputs=lambda model, arrays: {"valid_facts": valid_fact_slots(model, arrays)},
+        make_model=functools.partial(build_constrained_model, seed=seed,
+                                     strength=REGULARIZER_STRENGTH if regularizer else 0.0,
+                                     constraint_weight=CONSTRAINT_WEIGHT if constraint_loss else 0.0),
+        extra_inputs=lambda model, arrays: {"valid_facts": valid_fact_slots(model, arrays, task.model_graph)},
     )

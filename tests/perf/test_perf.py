@@ -25,7 +25,7 @@ from presets import TINY_PRESET_DIMS
 MEASURED = ("lm_vs_kerashub", "injection_overhead", "xla_speedup", "mfu", "kerashub_lm_step_vs_kfine",
             "lora_step_vs_full", "kerashub_injection_overhead", "linker_vs_flashtext",
             "linker_vs_ahocorasick", "constrained_vs_unconstrained", "adversarial_step_vs_mle",
-            "factcheck_step_vs_mle", "kg_scaling_slope")
+            "factcheck_step_vs_mle", "adversarial_step_xla_vs_eager", "kg_scaling_slope")
 
 
 @pytest.fixture(scope="module")

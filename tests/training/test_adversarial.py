@@ -1,6 +1,7 @@
 """Adversarial fine-tuning on the tiny people model: each network moves the right way, finitely, under XLA."""
 
 import glob
+import json
 import math
 import os
 
@@ -9,11 +10,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from kfine.knowledge.task import FactTask, TaskSize
 from kfine.knowledge.templates import Templates
-from kfine.models.discriminator import build_discriminator
+from kfine.models.discriminator import SequenceDiscriminator, build_discriminator, knowledge_match
 from kfine.training import adversarial, baseline
 from kfine.training.adversarial import AdversarialFineTuner, adversarial_dataset, adversarial_examples
 from kfine.training.divergence_guard import DivergenceGuard
+from kfine.training.probe import ProbeSlice
 
 ANSWER_LENGTH = 2  # each answer token is one more LM pass to trace
 
@@ -29,6 +32,19 @@ def seeded():
 @pytest.fixture(scope="module")
 def examples(people_task, people_tokenizer):
     return adversarial_examples(people_task, people_tokenizer, ANSWER_LENGTH, sequence_length=32, corruptions=2)
+
+
+@pytest.fixture(scope="module")
+def probed_task(people_task):
+    """The people task training on 3 of its 8 finetune subjects: the other 5 are the probe."""
+    return FactTask(people_task.knowledge_graph, people_task.templates, size=TaskSize(finetune_subjects=3))
+
+
+@pytest.fixture(scope="module")
+def probe_examples(probed_task, people_tokenizer):
+    probe = ProbeSlice(probed_task)
+    return adversarial_examples(probed_task, people_tokenizer, ANSWER_LENGTH, sequence_length=32, corruptions=2,
+                                rollout_triples=probe.triples)
 
 
 def _batch(examples, size=16, seed=0):
@@ -59,6 +75,91 @@ def test_examples_pair_each_fact_with_corruptions_of_the_same_prompt(examples, p
     sentence = people_tokenizer.decode(examples["corrupted_ids"][0][0])
     assert sentence.startswith(prompt)
     assert any(sentence[len(prompt):].strip().startswith(name) for name in names)
+
+
+def test_knowledge_match_reads_hard_and_soft_answers():
+    # Row 0: two objects, [5, 6] and [7, 0] (one token); row 1: no object.
+    knowledge_ids = np.array([[[5, 6], [7, 0]], [[0, 0], [0, 0]]], "int32")
+    hard = knowledge_match(np.array([[5, 6], [5, 6]], "int32"), knowledge_ids)
+    np.testing.assert_allclose(hard, [1.0, 0.0])
+    np.testing.assert_allclose(knowledge_match(np.array([[7, 3], [7, 3]], "int32"), knowledge_ids), [1.0, 0.0])
+    np.testing.assert_allclose(knowledge_match(np.array([[5, 3], [5, 6]], "int32"), knowledge_ids), [0.0, 0.0])
+    soft = np.zeros((2, 2, 8), "float32")
+    soft[:, 0, 5], soft[:, 0, 7], soft[:, 1, 6], soft[:, 1, 1] = 0.6, 0.3, 0.5, 0.5
+    # max(p(5) p(6), p(7)) = max(0.3, 0.3)
+    np.testing.assert_allclose(knowledge_match(soft, knowledge_ids), [0.3, 0.0], rtol=1e-6)
+
+
+def test_probe_examples_roll_out_on_probe_prompts_and_spell_their_kg_answers(probe_examples, probed_task,
+                                                                             people_tokenizer):
+    probe = ProbeSlice(probed_task)
+    rows = len(probed_task.verbalizer.statements(probe.triples))
+    assert probe_examples["token_ids"].shape[0] == rows == probe_examples["mle_ids"].shape[0]
+    prompts = {people_tokenizer.decode(ids[:length]) for ids, length in
+               zip(probe_examples["token_ids"], probe_examples["prompt_length"])}
+    assert prompts <= set(probe.prompts())
+    # The MLE term reads the trained sentences only, each about equally often.
+    mle = [people_tokenizer.decode(ids) for ids in probe_examples["mle_ids"]]
+    assert set(mle) == {people_tokenizer.decode(people_tokenizer.encode(s)) for s in probed_task.finetune_sentences}
+    assert max(map(mle.count, set(mle))) <= min(map(mle.count, set(mle))) + 1
+    # A true sentence spells a KG object, a corruption does not.
+    positions = probe_examples["prompt_length"][:, None] + np.arange(ANSWER_LENGTH)
+    real = knowledge_match(np.take_along_axis(probe_examples["token_ids"], positions, axis=1),
+                           probe_examples["knowledge_ids"])
+    np.testing.assert_array_equal(real, 1.0)
+    for column in range(probe_examples["corrupted_ids"].shape[1]):
+        corrupted = np.take_along_axis(probe_examples["corrupted_ids"][:, column], positions, axis=1)
+        assert float(np.max(knowledge_match(corrupted, probe_examples["knowledge_ids"]))) == 0.0
+
+
+def test_knowledge_aware_discriminator_round_trips_and_needs_the_match(tmp_path):
+    discriminator = SequenceDiscriminator(vocabulary_size=50, sequence_length=8, hidden_dim=8, intermediate_dim=16,
+                                          knowledge_aware=True)
+    tokens, match = np.array([[1, 2, 3, 0]], "int32"), np.array([1.0], "float32")
+    logits = discriminator(tokens, knowledge_match=match)
+    assert float(discriminator.knowledge_weight) == 2.0
+    path = str(tmp_path / "discriminator.keras")
+    discriminator.save(path)
+    restored = keras.models.load_model(path, safe_mode=True)
+    assert restored.get_config() == discriminator.get_config()
+    np.testing.assert_allclose(restored(tokens, knowledge_match=match), logits, atol=1e-6)
+    with pytest.raises(ValueError, match="knowledge_match=None"):
+        discriminator(tokens)
+
+
+def _held_out_rows(examples, rows):
+    return {key: value[rows] for key, value in examples.items()}
+
+
+@pytest.mark.parametrize("knowledge_aware", [True, False])
+def test_a_knowledge_aware_discriminator_tells_true_answers_for_subjects_it_never_read(
+        tiny_model, probe_examples, probed_task, knowledge_aware):
+    # Trained on the facts of some probe subjects, judged on the others': only the KG can tell those.
+    subjects = ProbeSlice(probed_task).subjects
+    statements = probed_task.verbalizer.statements(ProbeSlice(probed_task).triples)
+    trained_rows = np.array([statement.subject in subjects[:3] for statement in statements])
+    tiny_model.trainable = False
+    discriminator = build_discriminator(tiny_model, hidden_dim=16, intermediate_dim=32, dropout=0.0,
+                                        knowledge_aware=knowledge_aware)
+    fine_tuner = AdversarialFineTuner(tiny_model, discriminator, answer_length=ANSWER_LENGTH, mle_weight=0.0, seed=0)
+    fine_tuner.compile(discriminator_optimizer=keras.optimizers.Adam(1e-2))
+    _fit(fine_tuner, _held_out_rows(probe_examples, trained_rows), epochs=10)
+    unseen = _held_out_rows(probe_examples, ~trained_rows)
+    positions = unseen["prompt_length"][:, None] + np.arange(ANSWER_LENGTH)
+    window = np.arange(unseen["token_ids"].shape[1])[None] < positions[:, -1:] + 1
+
+    def d(token_ids):
+        token_ids = np.where(window, token_ids, 0)
+        match = knowledge_match(np.take_along_axis(token_ids, positions, axis=1), unseen["knowledge_ids"])
+        return float(np.mean(keras.ops.sigmoid(discriminator(token_ids, knowledge_match=match if knowledge_aware
+                                                             else None))))
+
+    gap = d(unseen["token_ids"]) - d(unseen["corrupted_ids"][:, 0])
+    print(knowledge_aware, gap)
+    if knowledge_aware:
+        assert gap > 0.3
+    else:
+        assert gap < 0.15
 
 
 def _fit(fine_tuner, examples, epochs):
@@ -111,15 +212,20 @@ def test_gradients_are_finite(tiny_model, examples, estimator):
     assert 0 <= values["d_corrupted"] <= 1
 
 
-def test_the_train_step_compiles_with_xla(tiny_model, examples):
-    fine_tuner = _fine_tuner(tiny_model)
+@pytest.mark.parametrize("knowledge_aware", [False, True])
+def test_the_train_step_compiles_with_xla(tiny_model, probe_examples, knowledge_aware):
+    examples = probe_examples
+    discriminator = build_discriminator(tiny_model, hidden_dim=16, intermediate_dim=32, dropout=0.0,
+                                        knowledge_aware=knowledge_aware)
+    fine_tuner = AdversarialFineTuner(tiny_model, discriminator, answer_length=ANSWER_LENGTH, seed=0)
     fine_tuner.compile(jit_compile=True)
     assert fine_tuner.jit_compile
     generator_before = [w.numpy().copy() for w in tiny_model.trainable_weights]
     discriminator_before = [w.numpy().copy() for w in fine_tuner.discriminator.trainable_weights]
     logs = fine_tuner.train_on_batch(_batch(examples), return_dict=True)
     assert all(math.isfinite(value) for value in logs.values()), logs
-    assert set(logs) >= {"d_loss", "g_loss", "mle_loss", "d_real", "d_fake", "d_gap", "d_corrupted", "temperature"}
+    assert set(logs) >= {"d_loss", "g_loss", "mle_loss", "d_real", "d_fake", "d_gap", "d_corrupted", "temperature",
+                         "wrong_rollouts"}
     for before, variables in ((generator_before, tiny_model.trainable_weights),
                               (discriminator_before, fine_tuner.discriminator.trainable_weights)):
         assert any(not np.array_equal(b, v.numpy()) for b, v in zip(before, variables))
@@ -174,12 +280,12 @@ def test_divergence_guard_stops_and_restores_the_last_good_weights(tiny_model, t
     assert "mle_loss = 11 exceeds 5.0 x its first-epoch value 2" in guard.stop_message
 
 
-def test_adversarial_method_logs_to_tensorboard(people_task, pretrained_dir, tmp_path, monkeypatch):
+def test_adversarial_method_logs_to_tensorboard(probed_task, pretrained_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(baseline, "QUICK_EPOCHS", 1)
     monkeypatch.setattr(adversarial, "QUICK_EPOCHS", 2)
-    generator = adversarial.fine_tune_adversarial(people_task, pretrained_dir, seed=0, log_dir=str(tmp_path),
+    generator = adversarial.fine_tune_adversarial(probed_task, pretrained_dir, seed=0, log_dir=str(tmp_path),
                                                   quick=True)
-    prompt = Templates.prompt(people_task.templates.training_templates("plays")[0], "Alda Varenko")
+    prompt = Templates.prompt(probed_task.templates.training_templates("plays")[0], "Alda Varenko")
     assert isinstance(generator.generate([prompt])[0], str)
     scalars, texts = set(), 0
     paths = glob.glob(os.path.join(tmp_path, "adversarial", "**", "events.out.tfevents.*"), recursive=True)
@@ -190,5 +296,12 @@ def test_adversarial_method_logs_to_tensorboard(people_task, pretrained_dir, tmp
                     texts += 1
                 else:
                     scalars.add(value.tag)
-    assert {"epoch_d_gap", "epoch_d_real", "epoch_d_fake", "epoch_temperature", "epoch_g_loss"} <= scalars, paths
+    assert {"epoch_d_gap", "epoch_d_real", "epoch_d_fake", "epoch_temperature", "epoch_g_loss",
+            "epoch_wrong_rollouts", "epoch_probe_hallucination"} <= scalars, paths
     assert texts == 2  # one table of sample generations per epoch
+    with open(os.path.join(tmp_path, "adversarial", "history.json"), encoding="utf-8") as stream:
+        history = json.load(stream)
+    assert 0 <= history["probe_hallucination_before"] <= 1 and len(history["epochs"]) == 2
+    # The tiny LM never read the probe subjects: most rollouts are wrong, which is what there is to learn from.
+    assert history["epochs"][0]["wrong_rollouts"] >= 0.3
+    assert {"d_gap", "probe_hallucination", "wrong_rollouts"} <= set(history["epochs"][-1])

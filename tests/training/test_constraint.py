@@ -1,6 +1,7 @@
 """The `constraint` method (knowledge + TransE regularizer + semantic constraint loss) on the people KG."""
 
 import os
+import types
 
 import keras
 import numpy as np
@@ -8,8 +9,9 @@ import pytest
 
 from kfine.evaluation.evaluate import judge_prompts
 from kfine.evaluation.metrics import rates
+from kfine.knowledge.graph import KnowledgeGraph
 from kfine.knowledge.linker import EntityLinker
-from kfine.layers import KnowledgeConstraintRegularizer
+from kfine.layers import KnowledgeConstraintRegularizer, KnowledgeInjectionLayer
 from kfine.models.constrained_decoding import constrained
 from kfine.models.loading import load_model
 from kfine.training.constraint import (
@@ -48,7 +50,7 @@ def test_valid_facts_mark_the_facts_of_the_sentences_relation(people_task, pretr
     relations, objects = model.injection.fact_relations.numpy(), model.injection.fact_objects.numpy()
     arrays = knowledge_examples(people_task, EntityLinker(graph, language_model.tokenizer), language_model.tokenizer,
                                 (relations, objects))
-    valid = valid_fact_slots(model, arrays)
+    valid = valid_fact_slots(model, arrays, graph)
     targets = arrays["fact_targets"]
     assert valid.shape == (*targets.shape, 1 + model.injection.max_degree)
     slots = targets > 0
@@ -58,6 +60,22 @@ def test_valid_facts_mark_the_facts_of_the_sentences_relation(people_task, pretr
     assert not valid[..., 0].any()
     # People have one fact per relation: the valid slots are the target alone.
     assert valid.sum() == slots.sum()
+
+
+def test_no_true_answer_is_a_negative_of_the_constraint_loss():
+    # A multi-valued relation, and a slot of another relation whose object is a true answer too.
+    graph = KnowledgeGraph([("Avel", "neighbour", "Brask"), ("Avel", "neighbour", "Corin"), ("Avel", "ally", "Brask"),
+                            ("Avel", "ally", "Dovia"), ("Avel", "capital", "Elm")], name="borders")
+    injection = KnowledgeInjectionLayer(graph, entity_dim=8)
+    injection([np.zeros((1, 1, 4), "float32"), np.zeros((1, 1), "int32")])
+    row = graph.entity_id("Avel") + 1
+    relations, objects = injection.fact_relations.numpy()[row], injection.fact_objects.numpy()[row]
+    slots = [(graph.relations[r], graph.entities[o - 1]) for r, o in zip(relations, objects) if o > 0]
+    target = slots.index(("neighbour", "Brask")) + 1
+    arrays = {"entity_ids": np.array([[row]], "int32"), "fact_targets": np.array([[target]], "int32")}
+    valid = valid_fact_slots(types.SimpleNamespace(injection=injection), arrays, graph)[0, 0, 1:]
+    allowed = {slot for slot, is_valid in zip(slots, valid) if is_valid}
+    assert allowed == {("neighbour", "Brask"), ("neighbour", "Corin"), ("ally", "Brask")}, slots
 
 
 def test_constraint_model_trains_with_both_constraints(constraint_run):

@@ -8,7 +8,7 @@ from kfine.knowledge.names import DEFAULT_ABSTENTION
 from kfine.knowledge.splits import Splits
 from kfine.knowledge.task import FactTask, TaskSize
 from kfine.knowledge.templates import Templates
-from kfine.training import factcheck
+from kfine.training import adversarial, baseline, factcheck
 from kfine.training.feedback.config import FeedbackConfig
 from kfine.training.feedback.round_data import prompt_references
 from kfine.training.knowledge_feedback import fine_tune_knowledge_factcheck
@@ -73,6 +73,25 @@ def test_the_guard_catches_each_read_of_evaluation_material(probed_task, evaluat
         with pytest.raises(AssertionError, match="evaluation material"):
             read()
     assert probed_task.splits.triples("finetune")  # training material stays readable
+
+
+def test_adversarial_rollouts_read_no_heldout_unknown_or_paraphrase_material(
+        probed_task, pretrained_dir, tmp_path, evaluation_material_guard, monkeypatch):
+    # One short epoch each: what it reads, not what it learns.
+    monkeypatch.setattr(baseline, "QUICK_EPOCHS", 1)
+    monkeypatch.setattr(adversarial, "QUICK_EPOCHS", 1)
+    rolled_out = []
+    original_examples = adversarial.adversarial_examples
+
+    def recording_examples(task, *args, rollout_triples=None, **kwargs):
+        rolled_out.extend(rollout_triples)
+        return original_examples(task, *args, rollout_triples=rollout_triples, **kwargs)
+
+    monkeypatch.setattr(adversarial, "adversarial_examples", recording_examples)
+    adversarial.fine_tune_adversarial(probed_task, pretrained_dir, seed=0, log_dir=str(tmp_path), quick=True)
+    probe = ProbeSlice(probed_task)
+    assert sorted(rolled_out) == sorted(probe.triples)
+    assert not {subject for subject, _, _ in rolled_out} & _forbidden_subjects(probed_task)
 
 
 @pytest.mark.parametrize("method", ["knowledge+factcheck", "factcheck"])

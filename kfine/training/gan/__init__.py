@@ -1,7 +1,9 @@
 """Adversarial (GAN-style) fine-tuning, the parts of the `adversarial` method.
 
 `trainer` (`AdversarialFineTuner`: the LM as a generator against a sequence
-discriminator) and `examples` (the finetune facts, with knowledge
-corruptions, as training arrays and a `tf.data` pipeline). The method that
-runs them after the baseline's MLE stage is in `kfine.training.adversarial`.
+discriminator), `examples` (the facts rolled out on, with knowledge
+corruptions and the KG's answers, as training arrays and a `tf.data`
+pipeline) and `probe_hallucination` (the callback that judges the generator
+on probe questions each epoch). The method that runs them after the
+baseline's MLE stage is in `kfine.training.adversarial`.
 """

@@ -13,6 +13,8 @@ baseline. The math is `keras.ops`; the two gradient tapes are TensorFlow's.
 import keras
 import tensorflow as tf
 
+from kfine.models.discriminator import knowledge_match
+
 ESTIMATORS = ("gumbel", "reinforce")
 GENERATOR_LOSSES = ("non_saturating", "minimax")
 
@@ -32,7 +34,9 @@ class AdversarialFineTuner(keras.Model):
        (temperature `max(min_temperature, temperature * exp(-temperature_decay
        * step))`), or, for REINFORCE, the log-probability of the sample;
     3. scores real windows, generated windows and (when the batch has
-       `corrupted_ids`) knowledge corruptions with the discriminator;
+       `corrupted_ids`) knowledge corruptions with the discriminator (a
+       knowledge-aware one also reads each window's `knowledge_match` against
+       the batch's `knowledge_ids`, the KG's objects of the row's question);
     4. applies the discriminator's and the generator's gradients with their
        own optimizers (gradient clipping is the optimizers' `global_clipnorm`).
 
@@ -122,7 +126,8 @@ class AdversarialFineTuner(keras.Model):
         self.reward_baseline = keras.Variable(0.0, trainable=False, name="reward_baseline")
         self.trackers = {
             name: keras.metrics.Mean(name=name)
-            for name in ("mle_loss", "d_loss", "g_loss", "d_real", "d_fake", "d_corrupted", "d_gap", "temperature")
+            for name in ("mle_loss", "d_loss", "g_loss", "d_real", "d_fake", "d_corrupted", "d_gap", "temperature",
+                         "wrong_rollouts")
         }
         self.built = True
 
@@ -176,7 +181,12 @@ class AdversarialFineTuner(keras.Model):
             data: dict of `token_ids` `(batch, width)` (`[BOS]` sentence
                 `[EOS]`, right-padded), `prompt_length` `(batch,)` and
                 optionally `corrupted_ids` `(batch, corruptions, width)` with
-                `corruption_weight` `(batch,)` (see `adversarial_examples`).
+                `corruption_weight` `(batch,)`, `knowledge_ids` `(batch,
+                objects, answer_length)` (the KG's objects of each row's
+                question, as `knowledge_match` reads them; with them the
+                metric `wrong_rollouts` is the share of samples that spell
+                none) and `mle_ids` `(batch, width)` (the sentences of the MLE
+                term, when they are not the rows' own; see `adversarial_examples`).
 
         Returns:
             `(values, generator_gradients, discriminator_gradients)`: a dict of
@@ -193,6 +203,8 @@ class AdversarialFineTuner(keras.Model):
         in_prompt = ops.less(positions, prompt_length[:, None])
         in_window = ops.less(positions, prompt_length[:, None] + self.answer_length)
         real_window = ops.where(in_window, token_ids, 0)
+        answer_positions = ops.minimum(prompt_length[:, None] + steps, token_ids.shape[1] - 1)
+        knowledge_ids = self._knowledge_ids(data)
         noise = self._gumbel_noise(ops.shape(token_ids)[0])
         prompt_ids = ops.where(in_prompt, token_ids, 0)
         sampled_prefix, prefix_tokens = self._sample_prefix(prompt_ids, prompt_length, noise)
@@ -208,13 +220,18 @@ class AdversarialFineTuner(keras.Model):
             generated_valid = ops.cast(ops.equal(ops.cumsum(is_eos, axis=1) - is_eos, 0), "float32")
             fake_mask = ops.logical_or(in_prompt, ops.einsum("bwk,bk->bw", slots, generated_valid) > 0)
             temperature = self.current_temperature()
-            fake_logit = self._score_generated(prompt_ids, slots, tokens, fake_mask, logits + noise, temperature)
-            real_logit = self.discriminator(real_window, padding_mask=ops.not_equal(real_window, 0), training=True)
-            discriminator_loss, values = self._discriminator_loss(real_logit, fake_logit, data, in_window)
+            fake_logit = self._score_generated(prompt_ids, slots, tokens, fake_mask, logits + noise, temperature,
+                                               knowledge_ids)
+            real_logit = self.discriminator(real_window, padding_mask=ops.not_equal(real_window, 0),
+                                            knowledge_match=self._match(real_window, answer_positions, knowledge_ids),
+                                            training=True)
+            discriminator_loss, values = self._discriminator_loss(real_logit, fake_logit, data, in_window,
+                                                                  answer_positions, knowledge_ids)
             reward, adversarial_loss = self._adversarial_loss(fake_logit, logits, tokens, generated_valid)
             generator_loss = self.adversarial_weight * adversarial_loss
             if self.mle_weight > 0:
-                mle_loss = self._mle_loss(token_ids)
+                mle_ids = ops.convert_to_tensor(data["mle_ids"], "int32") if "mle_ids" in data else token_ids
+                mle_loss = self._mle_loss(mle_ids)
                 generator_loss += self.mle_weight * mle_loss
                 values["mle_loss"] = mle_loss
 
@@ -238,9 +255,31 @@ class AdversarialFineTuner(keras.Model):
                 "temperature": temperature,
             }
         )
+        if "knowledge_ids" in data:
+            values["wrong_rollouts"] = 1.0 - ops.mean(knowledge_match(tokens, ops.convert_to_tensor(
+                data["knowledge_ids"], "int32")))
         return values, generator_gradients, discriminator_gradients
 
-    def _score_generated(self, prompt_ids, slots, tokens, fake_mask, noisy_logits, temperature):
+    def _knowledge_ids(self, data):
+        """The batch's `knowledge_ids` when the discriminator reads them, else None."""
+        if not self.discriminator.knowledge_aware:
+            return None
+        if "knowledge_ids" not in data:
+            raise ValueError("A knowledge-aware discriminator needs `knowledge_ids` in each batch "
+                             f"(see `adversarial_examples`). Received keys: {sorted(data)}")
+        knowledge_ids = keras.ops.convert_to_tensor(data["knowledge_ids"], "int32")
+        if knowledge_ids.shape[-1] != self.answer_length:
+            raise ValueError(f"`knowledge_ids` must hold answer_length={self.answer_length} tokens an object. "
+                             f"Received: shape={tuple(knowledge_ids.shape)}")
+        return knowledge_ids
+
+    def _match(self, token_ids, answer_positions, knowledge_ids):
+        """`knowledge_match` of the answer window of `token_ids`, or None without knowledge."""
+        if knowledge_ids is None:
+            return None
+        return knowledge_match(keras.ops.take_along_axis(token_ids, answer_positions, axis=1), knowledge_ids)
+
+    def _score_generated(self, prompt_ids, slots, tokens, fake_mask, noisy_logits, temperature, knowledge_ids):
         """Discriminator logits of the prompts continued by the samples.
 
         Gumbel: the generated positions are embedded from the Gumbel-softmax
@@ -251,18 +290,21 @@ class AdversarialFineTuner(keras.Model):
         if self.estimator == "reinforce":
             generated_ids = ops.sum(ops.cast(slots, "int32") * tokens[:, None, :], axis=-1)
             fake_ids = ops.where(fake_mask, prompt_ids + generated_ids, 0)
-            return self.discriminator(fake_ids, padding_mask=fake_mask, training=True)
+            match = None if knowledge_ids is None else knowledge_match(tokens, knowledge_ids)
+            return self.discriminator(fake_ids, padding_mask=fake_mask, knowledge_match=match, training=True)
         soft = ops.softmax(noisy_logits / temperature, axis=-1)
         if self.straight_through:
             soft = ops.one_hot(tokens, self.vocabulary_size) + soft - ops.stop_gradient(soft)
+        # The match reads the samples too, so the generator learns to spell the KG's objects.
+        match = None if knowledge_ids is None else knowledge_match(soft, knowledge_ids)
         # Prompt tokens embedded from ids, generated positions from (soft)
         # samples: the vocabulary product only where needed.
         outside = 1.0 - ops.sum(slots, axis=-1, keepdims=True)
         embeddings = self.discriminator.embed(prompt_ids) * outside + ops.einsum(
             "bwk,bkd->bwd", slots, self.discriminator.embed(soft))
-        return self.discriminator.classify(embeddings, fake_mask, training=True)
+        return self.discriminator.classify(embeddings, fake_mask, knowledge_match=match, training=True)
 
-    def _discriminator_loss(self, real_logit, fake_logit, data, in_window):
+    def _discriminator_loss(self, real_logit, fake_logit, data, in_window, answer_positions, knowledge_ids):
         """The discriminator's loss (fakes: generated windows and any knowledge corruptions), and metric values."""
         ops = keras.ops
         values = {}
@@ -271,7 +313,8 @@ class AdversarialFineTuner(keras.Model):
         real_loss = ops.mean((1 - smoothing) * ops.softplus(-real_logit) + smoothing * ops.softplus(real_logit))
         fake_losses = [ops.mean(ops.softplus(fake_logit))]
         if "corrupted_ids" in data:
-            corrupted_logit, corruption_weight = self._score_corruptions(data, in_window)
+            corrupted_logit, corruption_weight = self._score_corruptions(data, in_window, answer_positions,
+                                                                         knowledge_ids)
             weight_sum = ops.maximum(ops.sum(corruption_weight), 1.0)
             fake_losses.append(ops.sum(ops.softplus(corrupted_logit) * corruption_weight) / weight_sum)
             values["d_corrupted"] = ops.sum(ops.sigmoid(corrupted_logit) * corruption_weight) / weight_sum
@@ -329,12 +372,14 @@ class AdversarialFineTuner(keras.Model):
         positions = prompt_length[:, None] + keras.ops.arange(self.answer_length, dtype="int32")[None, :]
         return self._logits_at(sampled_prefix, positions)
 
-    def _score_corruptions(self, data, in_window):
+    def _score_corruptions(self, data, in_window, answer_positions, knowledge_ids):
         corrupted = keras.ops.convert_to_tensor(data["corrupted_ids"], "int32")
         choice = keras.random.randint(keras.ops.shape(corrupted)[:1], 0, corrupted.shape[1], seed=self.seed_generator)
         chosen = keras.ops.take_along_axis(corrupted, choice[:, None, None], axis=1)[:, 0]
         corrupted = keras.ops.where(in_window, chosen, 0)
-        logit = self.discriminator(corrupted, padding_mask=keras.ops.not_equal(corrupted, 0), training=True)
+        logit = self.discriminator(corrupted, padding_mask=keras.ops.not_equal(corrupted, 0),
+                                   knowledge_match=self._match(corrupted, answer_positions, knowledge_ids),
+                                   training=True)
         return logit, keras.ops.cast(data["corruption_weight"], "float32")
 
     def _mle_loss(self, token_ids):
