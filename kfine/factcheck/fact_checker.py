@@ -9,7 +9,6 @@ from kfine.factcheck.verdict import REFUTED, SUPPORTED, Verdict
 from kfine.knowledge.verbalizer import Verbalizer
 from kfine.models.causal_lm import CausalLanguageModel
 from kfine.models.loading import load_keras_file, model_file, save_model
-from kfine.models.optimizer import build_optimizer
 from kfine.models.seeding import seed_training
 
 FACT_CHECKER_KIND = "kfine-fact-checker"
@@ -198,7 +197,6 @@ def train_fact_checker(language_model, knowledge_graph, templates, triples, epoc
         weighted_metrics=[keras.metrics.BinaryAccuracy(threshold=0.0, name="accuracy")],
     )
     callbacks = [keras.callbacks.TensorBoard(log_dir)] if log_dir else []
-    build_optimizer(checker)
     checker.fit(token_ids, labels[:, None].astype("float32"), sample_weight=weights, batch_size=batch_size,
                 epochs=epochs, shuffle=True, callbacks=callbacks, verbose=verbose)
     return checker, corruptions

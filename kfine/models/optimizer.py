@@ -10,11 +10,13 @@ def build_optimizer(model):
     here, as Keras builds it under a strategy, the first `fit` traces its step
     once (about 2 s less per training run for kfine's small LMs on a CPU, more
     with XLA). Call it after `compile` and after anything that changes which
-    variables train, right before `fit`.
+    variables train, right before `fit`. A model not built yet (a subclassed
+    one before its first call) may lack variables still: Keras builds its
+    optimizer, as before.
 
     Args:
-        model: a compiled, built Keras model.
+        model: a compiled Keras model.
     """
-    if not model.optimizer.built:
+    if model.built and not model.optimizer.built:
         with model.distribute_strategy.scope():
             model.optimizer.build(model.trainable_variables)

@@ -17,7 +17,6 @@ import tensorflow as tf
 from kfine.factcheck.verdict import REFUTED, SUPPORTED
 from kfine.models.generation import Generator
 from kfine.models.loading import copy_model
-from kfine.models.optimizer import build_optimizer
 from kfine.training.feedback import summaries
 from kfine.training.feedback.config import FeedbackConfig
 from kfine.training.feedback.losses import sequence_log_probs
@@ -90,7 +89,6 @@ class FactCheckFineTuner:
             samples = self._sample(prompts, round_index)
             verdicts = self.checker.check([sentence for _, sentence, _ in samples])
             batches, counts = self._training_data(samples, verdicts, reference_rows)
-            build_optimizer(self.trainer)
             fit = self.trainer.fit(
                 batches,
                 epochs=(round_index + 1) * self.config.epochs_per_round,
