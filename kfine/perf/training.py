@@ -21,6 +21,7 @@ from kfine.knowledge.linker import EntityLinker
 from kfine.knowledge.verbalizer import Verbalizer
 from kfine.layers import KnowledgeInjectionLayer
 from kfine.models.causal_lm import build_causal_lm
+from kfine.models.optimizer import build_optimizer
 from kfine.perf.timing import interleaved, min_ratio, paired_ratio
 from kfine.training.mle import next_token_loss, train_mle
 
@@ -117,6 +118,7 @@ def fit_runner(model, batch, steps):
     (no CPU time), as long as two train steps of the shipped LM.
     """
     dataset = tf.data.Dataset.from_tensors(batch).repeat().prefetch(tf.data.AUTOTUNE)
+    build_optimizer(model)
     model.fit(dataset, steps_per_epoch=1, epochs=1, verbose=0, shuffle=False)
     model.make_train_function()
     iterator = iter(dataset)

@@ -25,6 +25,7 @@ from kfine.knowledge.templates import Templates
 from kfine.layers import KnowledgeInjectionLayer
 from kfine.models.generation import Generator
 from kfine.models.loading import load_model
+from kfine.models.optimizer import build_optimizer
 from kfine.training.mle import next_token_loss
 from kfine.training.resume import backup_callbacks
 
@@ -422,6 +423,7 @@ def train_knowledge_model(task, pretrained, seed, log_dir, quick=False, verbose=
         optimizer=keras.optimizers.AdamW(learning_rate=2e-3, weight_decay=0.01),
         loss={"logits": next_token_loss(), "fact_scores": next_token_loss()},
     )
+    build_optimizer(model)
     model.fit(
         inputs,
         targets,

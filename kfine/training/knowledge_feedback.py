@@ -37,6 +37,7 @@ import tensorflow as tf
 from kfine.factcheck.knowledge_graph_checker import KnowledgeGraphChecker
 from kfine.factcheck.verdict import NOT_IN_KG, REFUTED, SUPPORTED
 from kfine.knowledge.names import DEFAULT_ABSTENTION, normalize_name
+from kfine.models.optimizer import build_optimizer
 from kfine.training.knowledge import build_knowledge_model, example_arrays, knowledge_examples, train_knowledge_model
 from kfine.training.mle import next_token_loss
 from kfine.training.probe import ProbeSlice
@@ -116,6 +117,7 @@ class AbstentionRounds:
             arrays = _concatenated(finetune, self._arrays(targets, linker)) if targets else finetune
             inputs = {"token_ids": arrays["token_ids"], "entity_ids": arrays["entity_ids"]}
             steps = -(-len(arrays["token_ids"]) // BATCH_SIZE)
+            build_optimizer(model)
             model.fit(inputs, {"logits": arrays["targets"], "fact_scores": arrays["fact_targets"]},
                       batch_size=BATCH_SIZE, epochs=max(EPOCHS_PER_ROUND, -(-MIN_STEPS_PER_ROUND // steps)),
                       shuffle=True, verbose=self.verbose)

@@ -5,6 +5,7 @@ import warnings
 import keras
 
 from kfine.models.batches import token_batches
+from kfine.models.optimizer import build_optimizer
 
 
 @keras.saving.register_keras_serializable(package="kfine")
@@ -94,6 +95,7 @@ def train_mle(
     dataset = token_batches(model.tokenizer, sentences, model.sequence_length, batch_size, shuffle_seed=seed)
     steps = max(1, epochs * -(-len(sentences) // batch_size))
     compile_mle(model, learning_rate, steps, jit_compile=jit_compile)
+    build_optimizer(model)
     with warnings.catch_warnings():
         # Length bucketing hides the dataset's size from Keras, which then
         # warns once per run that the first epoch "ran out of data".

@@ -13,6 +13,7 @@ import time
 import keras
 
 from kfine.errors import KfineError
+from kfine.models.optimizer import build_optimizer
 from kfine.models.preset_builder import build_hub_causal_lm, check_architecture, save_preset, train_tokenizer
 from kfine.training.pretrain import CORPUS_TEMPLATES, CORPUS_WORDING, pretrain_corpus, pretrain_record
 
@@ -107,6 +108,7 @@ def pretrain_preset(task, out_dir, architecture="gpt2", seed=0, epochs=40, batch
     callbacks = [keras.callbacks.TensorBoard(log_dir)] if log_dir else []
     started = time.time()
     # shuffle=False: the dataset reshuffles itself each epoch (Keras would only warn that it cannot).
+    build_optimizer(causal_lm)
     history = causal_lm.fit(dataset, epochs=epochs, callbacks=callbacks, verbose=verbose, shuffle=False)
     training_seconds = time.time() - started
     metadata = {
