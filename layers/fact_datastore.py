@@ -6,10 +6,13 @@ import numpy as np
 from kfine.knowledge.verbalizer import Verbalizer
 from kfine.layers.knowledge_graph_encoder import check_fingerprint
 from kfine.layers.layer_utils import check_positive_int
+from kfine.layers.subject_mentions import first_subject, spelling_table, subject_spellings
 
 # Floor of the mixed probabilities before the log, so that a token neither
 # distribution gives any mass gets a large negative, finite logit.
 _SMALLEST_PROBABILITY = 1e-12
+# Tokens read before a query to find the subject: a prompt and the answer so far.
+DEFAULT_CONTEXT = 32
 
 
 @keras.saving.register_keras_serializable(package="kfine")
@@ -48,13 +51,22 @@ class FactDatastore(keras.layers.Layer):
             fact kept its old answer in 16% of 1000 edits on the GPT-2 default).
         interpolation: float in [0, 1]. Weight of the neighbours' vote.
         kg_fingerprint: str or None. The KG the keys were made from.
+        context: int. Tokens read before each query to find its subject.
+        mention_table_size: int. Slots of the spelling hash table; 0 turns
+            subject matching off.
+        max_mention_length: int. Tokens in the longest subject spelling.
+        mention_hash_bases: list of two ints, the table's hash bases.
+        num_entities: int. Entities of the KG (an upper bound of subject ids).
         **kwargs: standard `keras.layers.Layer` arguments.
 
     Call arguments:
-        inputs: list `[hidden_states, logits, token_ids]`: float
+        inputs: list `[hidden_states, logits, token_windows]`: float
             `(batch, sequence, hidden_dim)`, float `(batch, sequence,
-            vocabulary_size)` and the int token ids the hidden states were
-            computed at, `(batch, sequence)`.
+            vocabulary_size)` and int `(batch, sequence, context)`, the
+            `context` tokens up to each position (the token the hidden state
+            was computed at last, `[PAD]` before the sequence's start;
+            `CausalLanguageModel` builds them from `token_context`), or int
+            `(batch, sequence)`, the positions' own tokens (a context of 1).
 
     Returns:
         float32 `(batch, sequence, vocabulary_size)`: the log of the mixed
@@ -79,12 +91,21 @@ class FactDatastore(keras.layers.Layer):
         temperature=0.005,
         interpolation=0.8,
         kg_fingerprint=None,
+        context=1,
+        mention_table_size=0,
+        max_mention_length=1,
+        mention_hash_bases=None,
+        num_entities=1,
         **kwargs,
     ):
         super().__init__(**kwargs)
         for name, value in (("size", size), ("hidden_dim", hidden_dim), ("vocabulary_size", vocabulary_size)):
             check_positive_int(name, value)
-        check_positive_int("top_k", top_k)
+        for name, value in (("top_k", top_k), ("context", context), ("max_mention_length", max_mention_length),
+                            ("num_entities", num_entities)):
+            check_positive_int(name, value)
+        if not isinstance(mention_table_size, int) or mention_table_size < 0:
+            raise ValueError(f"`mention_table_size` must be an int >= 0. Received: {mention_table_size!r}")
         if not isinstance(temperature, (int, float)) or temperature <= 0:
             raise ValueError(f"`temperature` must be a positive number. Received: temperature={temperature!r}")
         if not isinstance(interpolation, (int, float)) or not 0 <= interpolation <= 1:
@@ -96,6 +117,16 @@ class FactDatastore(keras.layers.Layer):
         self.temperature = float(temperature)
         self.interpolation = float(interpolation)
         self.kg_fingerprint = kg_fingerprint
+        self.context = context
+        self.mention_table_size = mention_table_size
+        self.max_mention_length = max_mention_length
+        self.mention_hash_bases = None if mention_hash_bases is None else [int(base) for base in mention_hash_bases]
+        self.num_entities = num_entities
+
+    @property
+    def token_context(self):
+        """Tokens per position that `CausalLanguageModel` hands this layer (see `call`)."""
+        return self.context
 
     @classmethod
     def from_model(cls, model, knowledge_graph, templates, batch_size=256, verbose=0, **kwargs):
@@ -108,7 +139,8 @@ class FactDatastore(keras.layers.Layer):
                 (the reserved paraphrase template never is).
             batch_size: int. Sentences per forward pass.
             verbose: int. 1 shows a progress bar.
-            **kwargs: `top_k`, `temperature`, `interpolation`, `name`.
+            **kwargs: `top_k`, `temperature`, `interpolation`, `context`,
+                `name`; `match_subjects=False` builds no spelling table.
 
         Returns:
             A built `FactDatastore`.
@@ -120,6 +152,16 @@ class FactDatastore(keras.layers.Layer):
                 f"Received: {knowledge_graph.name!r} with {len(knowledge_graph.triples)} triples"
             )
         entries = _entries(model, sentences, batch_size, verbose)
+        table = None
+        if kwargs.pop("match_subjects", True):
+            table = spelling_table(subject_spellings(model.tokenizer, knowledge_graph))
+            kwargs.setdefault("context", DEFAULT_CONTEXT)
+            kwargs.update(
+                mention_table_size=len(table["check"]),
+                max_mention_length=table["max_length"],
+                mention_hash_bases=list(table["bases"]),
+                num_entities=max(knowledge_graph.num_entities, 1),
+            )
         datastore = cls(
             size=len(entries[1]),
             hidden_dim=model.hidden_dim,
@@ -128,7 +170,11 @@ class FactDatastore(keras.layers.Layer):
             **kwargs,
         )
         datastore.build()
-        datastore.assign(*entries)
+        datastore.assign(*entries, key_subjects=_key_subjects(knowledge_graph, templates, sentences))
+        if table is not None:
+            datastore.mention_check.assign(table["check"])
+            datastore.mention_length.assign(table["length"])
+            datastore.mention_subject.assign(table["subject"])
         return datastore
 
     def refresh(self, model, knowledge_graph, templates, batch_size=256, verbose=0):
@@ -141,20 +187,24 @@ class FactDatastore(keras.layers.Layer):
                 f"The templates give {len(entries[1])} keys but the datastore holds {self.size}: refresh with the "
                 "templates it was built from."
             )
-        self.assign(*entries)
+        self.assign(*entries, key_subjects=keras.ops.convert_to_numpy(self.key_subjects))
 
-    def assign(self, keys, values, followed=None):
+    def assign(self, keys, values, followed=None, key_subjects=None):
         """Stores `keys` (normalized here), their next-token `values` and what each followed.
 
         `followed[i]` is the token before `values[i]` for a key inside a name
         and -1 for a name's first token (a key that votes at any query);
-        all -1 when omitted.
+        all -1 when omitted. `key_subjects[i]` is the entity id of the
+        subject of the fact key `i` comes from (-1, none, when omitted).
         """
         keys = np.asarray(keys, "float32")
         keys = keys / np.maximum(np.linalg.norm(keys, axis=-1, keepdims=True), 1e-12)
         self.keys.assign(keys)
         self.values.assign(np.asarray(values, "int32"))
         self.followed.assign(np.full(len(keys), -1, "int32") if followed is None else np.asarray(followed, "int32"))
+        self.key_subjects.assign(
+            np.full(len(keys), -1, "int32") if key_subjects is None else np.asarray(key_subjects, "int32")
+        )
 
     def build(self, input_shape=None):
         self.keys = self.add_weight(
@@ -168,17 +218,44 @@ class FactDatastore(keras.layers.Layer):
             name="followed", shape=(self.size,), initializer=keras.initializers.Constant(-1), trainable=False,
             dtype="int32",
         )
+        self.key_subjects = self.add_weight(
+            name="key_subjects", shape=(self.size,), initializer=keras.initializers.Constant(-1), trainable=False,
+            dtype="int32",
+        )
+        if self.mention_table_size:
+            self.mention_check, self.mention_length, self.mention_subject = (
+                self.add_weight(name=f"mention_{name}", shape=(self.mention_table_size,), initializer="zeros",
+                                trainable=False, dtype="int32")
+                for name in ("check", "length", "subject")
+            )
 
     def call(self, inputs):
-        hidden_states, logits, token_ids = inputs
+        hidden_states, logits, token_windows = inputs
+        if len(token_windows.shape) == 2:  # the positions' own tokens only: no context to read
+            token_windows = token_windows[..., None]
+        token_ids = token_windows[..., -1]
         queries = keras.ops.cast(hidden_states, "float32")
         queries = queries / keras.ops.maximum(keras.ops.norm(queries, axis=-1, keepdims=True), 1e-12)
         similarities = keras.ops.einsum("btd,nd->btn", queries, self.keys)
         # A key inside a name votes only after the token it followed (cosines
-        # lie in [-1, 1], so subtracting 4 puts it below every open key).
+        # lie in [-1, 1], so subtracting 8 puts it below every open key, even
+        # one of another subject after the subject bonus below).
         followed = self.followed[None, None, :]
         open_keys = keras.ops.logical_or(followed < 0, followed == keras.ops.cast(token_ids, "int32")[..., None])
-        similarities = keras.ops.where(open_keys, similarities, similarities - 4.0)
+        similarities = keras.ops.where(open_keys, similarities, similarities - 8.0)
+        if self.mention_table_size:
+            # Keys of the subject the tokens name rank above every other key
+            # (+2 lifts a cosine above any other), and still below none of
+            # their own kind, so the hidden state picks the relation.
+            subjects = first_subject(
+                token_windows,
+                (self.mention_check, self.mention_length, self.mention_subject),
+                self.mention_hash_bases,
+                self.max_mention_length,
+                self.num_entities,
+            )
+            named = keras.ops.logical_and(subjects[..., None] >= 0, self.key_subjects[None, None, :] == subjects[..., None])
+            similarities = keras.ops.where(named, similarities + 2.0, similarities)
         nearest, indices = keras.ops.top_k(similarities, k=min(self.top_k, self.size))
         weights = keras.ops.softmax(nearest / self.temperature, axis=-1)
         tokens = keras.ops.take(keras.ops.cast(self.values, "int32"), indices, axis=0)
@@ -209,6 +286,11 @@ class FactDatastore(keras.layers.Layer):
                 "temperature": self.temperature,
                 "interpolation": self.interpolation,
                 "kg_fingerprint": self.kg_fingerprint,
+                "context": self.context,
+                "mention_table_size": self.mention_table_size,
+                "max_mention_length": self.max_mention_length,
+                "mention_hash_bases": self.mention_hash_bases,
+                "num_entities": self.num_entities,
             }
         )
         return config
@@ -227,6 +309,15 @@ def fact_key_sentences(tokenizer, knowledge_graph, templates):
     first_keys = map(len, tokenizer.encode_batch([statement.prompt for statement in statements]))
     rows = tokenizer.encode_batch([statement.sentence for statement in statements], add_eos=True)
     return list(zip(rows, first_keys))
+
+
+def _key_subjects(knowledge_graph, templates, sentences):
+    """The entity id of each key's subject, in the order `_entries` lays the keys out."""
+    statements = Verbalizer(templates).statements(knowledge_graph.triples)
+    subjects = [knowledge_graph.entity_id(statement.subject) for statement in statements]
+    return np.concatenate(
+        [np.full(len(ids) - first_key, subject, "int32") for (ids, first_key), subject in zip(sentences, subjects)]
+    )
 
 
 def _entries(model, sentences, batch_size, verbose):

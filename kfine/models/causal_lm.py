@@ -112,18 +112,26 @@ class CausalLanguageModel(keras.Sequential):
             outputs = layer(outputs, training=training)
         return outputs
 
-    def logits_from_hidden_states(self, hidden_states, token_ids, training=False):
+    def logits_from_hidden_states(self, hidden_states, token_ids, training=False, position=None):
         """Runs the head and every layer after it; returns the model's output.
 
         `token_ids` are the tokens the hidden states were computed at (same
-        positions), for the layers that read them.
+        positions), for the layers that read them: a layer with
+        `token_context = k` gets the `k` tokens up to each position,
+        `(batch, sequence, k)`. With `position` (an int or scalar tensor),
+        only that position's output is computed, `(batch, 1, ...)`, and
+        `hidden_states` may be that position's alone.
         """
         head = self.head
         layers = self.layers
         outputs = hidden_states
         for layer in layers[layers.index(head) :]:
             if getattr(layer, "reads_hidden_states", False):
-                outputs = layer([hidden_states, outputs, token_ids], training=training)
+                context = getattr(layer, "token_context", None)
+                tokens = token_ids if context is None else token_windows(token_ids, context)
+                if position is not None:
+                    tokens = keras.ops.take(tokens, position, axis=1)[:, None]
+                outputs = layer([hidden_states, outputs, tokens], training=training)
             else:
                 outputs = layer(outputs, training=training)
         return outputs
@@ -131,12 +139,12 @@ class CausalLanguageModel(keras.Sequential):
     def next_token_logits(self, token_ids, index):
         """The output at position `index - 1` only, `(batch, vocab)`: what generation samples from.
 
-        The head and the layers after it act on each position alone, so they
-        run on that one position rather than the whole buffer.
+        The head and the layers after it act on each position alone (they
+        may read the tokens before it), so they run on that one position
+        rather than the whole buffer.
         """
         hidden_states = keras.ops.take(self.hidden_states(token_ids), index - 1, axis=1)
-        last_tokens = keras.ops.take(token_ids, index - 1, axis=1)
-        return self.logits_from_hidden_states(hidden_states[:, None, :], last_tokens[:, None])[:, 0, :]
+        return self.logits_from_hidden_states(hidden_states[:, None, :], token_ids, position=index - 1)[:, 0, :]
 
     def build(self, input_shape=None):
         if not any(getattr(layer, "reads_hidden_states", False) for layer in self.layers) or not isinstance(
@@ -161,6 +169,17 @@ class CausalLanguageModel(keras.Sequential):
         model = super().from_config(config, custom_objects=custom_objects)
         model.vocabulary = vocabulary
         return model
+
+
+def token_windows(token_ids, context):
+    """The `context` tokens up to each position: `(batch, sequence, context)`, the position's own last.
+
+    Positions before the sequence's start hold `[PAD]` (0).
+    """
+    padded = keras.ops.pad(token_ids, [[0, 0], [context - 1, 0]])
+    # Ends counted from the right, so that no static length is needed.
+    ends = [offset - (context - 1) or None for offset in range(context)]
+    return keras.ops.stack([padded[:, offset:end] for offset, end in zip(range(context), ends)], axis=-1)
 
 
 def _reads_logits(layer):

@@ -174,3 +174,57 @@ def test_a_key_inside_a_name_votes_only_after_the_token_it_followed():
     probabilities = np.exp(keras.ops.convert_to_numpy(datastore([hidden_states, logits, token_ids])))[0]
     assert probabilities[0, 2] > 0.5  # after token 5 the nearer continuation key wins
     assert probabilities[1, 1] > 0.99 and probabilities[1, 2] < 1e-6  # after token 3 it does not vote
+
+
+def test_layer_checks_with_a_subject_table():
+    rng = np.random.default_rng(0)
+    run_layer_test(
+        FactDatastore,
+        init_kwargs={"size": 10, "hidden_dim": 4, "vocabulary_size": 7, "top_k": 3, "context": 4,
+                     "mention_table_size": 16, "max_mention_length": 2, "mention_hash_bases": [3, 5],
+                     "num_entities": 5},
+        input_data=[rng.normal(size=(2, 3, 4)).astype("float32"), rng.normal(size=(2, 3, 7)).astype("float32"),
+                    rng.integers(0, 7, size=(2, 3, 4)).astype("int32")],
+        expected_output_shape=(2, 3, 7),
+        expected_mixed_precision_output_dtype="float32",
+        invalid_init_kwargs=[({"context": 0}, "context=0"), ({"mention_table_size": -1}, "-1")],
+    )
+
+
+def test_keys_of_the_subject_the_tokens_name_outrank_nearer_keys():
+    from kfine.layers.subject_mentions import spelling_table
+
+    # Key 0 (subject 0, value 1) lies nearer the query than key 1 (subject 1, value 2).
+    table = spelling_table({(4,): 0, (5,): 1})
+    datastore = FactDatastore(size=2, hidden_dim=2, vocabulary_size=6, top_k=2, interpolation=1.0, context=3,
+                              mention_table_size=len(table["check"]), max_mention_length=table["max_length"],
+                              mention_hash_bases=list(table["bases"]), num_entities=2)
+    datastore.build()
+    datastore.assign(np.array([[1.0, 0.0], [0.8, 0.6]]), np.array([1, 2]), key_subjects=np.array([0, 1]))
+    for name in ("check", "length", "subject"):
+        getattr(datastore, f"mention_{name}").assign(table[name])
+    hidden_states = np.array([[[1.0, 0.05]] * 3], "float32")
+    logits = np.zeros((1, 3, 6), "float32")
+    # Windows of 3 tokens: nothing named, then subject 1 ("5"), then subject 0 only ("4", "3").
+    windows = np.array([[[0, 1, 3], [1, 5, 3], [0, 4, 3]]], "int32")
+    outputs = keras.ops.convert_to_numpy(datastore([hidden_states, logits, windows]))
+    assert outputs.argmax(-1).tolist() == [[1, 2, 1]]
+
+
+def test_each_key_knows_its_facts_subject(model_with_datastore, people_task):
+    datastore = model_with_datastore.layers[-1]
+    graph = people_task.model_graph
+    key_subjects = keras.ops.convert_to_numpy(datastore.key_subjects)
+    assert set(key_subjects.tolist()) == {graph.entity_id(subject) for subject, _, _ in graph.triples}
+    # A prompt naming a subject makes the layer find that subject.
+    subject = graph.triples[0][0]
+    token_ids = _token_ids(model_with_datastore, [f"Everyone knows {subject}"])
+    from kfine.models.causal_lm import token_windows
+    from kfine.layers.subject_mentions import first_subject
+
+    found = first_subject(
+        token_windows(token_ids, datastore.context),
+        (datastore.mention_check, datastore.mention_length, datastore.mention_subject),
+        datastore.mention_hash_bases, datastore.max_mention_length, datastore.num_entities,
+    )
+    assert keras.ops.convert_to_numpy(found)[0, -1] == graph.entity_id(subject)
