@@ -25,7 +25,10 @@ class CausalLanguageModel(keras.Sequential):
     head. A layer that sets `consumes_logits = True` is appended after the
     head instead and receives the logits; one that sets
     `reads_hidden_states = True` is appended after the head and receives
-    `[hidden_states, logits, token_ids]` (the head's input, the logits so far and the tokens at those positions).
+    `[hidden_states, logits, token_ids]` (the head's input, the logits so far and the tokens at those
+    positions; a layer with `token_context = k` gets the `k` tokens up to each position instead,
+    `(batch, sequence, k)`, so that it can read what came before a position even when generation
+    runs the head on one position).
     A layer that needs more than hidden states may offer
     `for_language_model(model)`: `add` places the layer it returns instead
     (a `KnowledgeInjectionLayer` given `templates` becomes a `FactDatastore`

@@ -55,7 +55,8 @@ class KnowledgeAddGenerator(Generator):
         """
         old = self.model.layers[-1]
         new = FactDatastore.from_model(self.model, knowledge_graph, self.templates, top_k=old.top_k,
-                                       temperature=old.temperature, interpolation=old.interpolation, name=old.name)
+                                       temperature=old.temperature, interpolation=old.interpolation,
+                                       context=old.context, match_subjects=old.mention_table_size > 0, name=old.name)
         self.model.pop(rebuild=False)
         self.model.add(new)
         # The traced generation loop holds the old datastore's weights.
