@@ -247,14 +247,8 @@ class FactDatastore(keras.layers.Layer):
             # Keys of the subject the tokens name rank above every other key
             # (+2 lifts a cosine above any other), and still below none of
             # their own kind, so the hidden state picks the relation.
-            subjects = first_subject(
-                token_windows,
-                (self.mention_check, self.mention_length, self.mention_subject),
-                self.mention_hash_bases,
-                self.max_mention_length,
-                self.num_entities,
-            )
-            named = keras.ops.logical_and(subjects[..., None] >= 0, self.key_subjects[None, None, :] == subjects[..., None])
+            subjects = self.named_subjects(token_windows)[..., None]
+            named = keras.ops.logical_and(subjects >= 0, self.key_subjects[None, None, :] == subjects)
             similarities = keras.ops.where(named, similarities + 2.0, similarities)
         nearest, indices = keras.ops.top_k(similarities, k=min(self.top_k, self.size))
         weights = keras.ops.softmax(nearest / self.temperature, axis=-1)
@@ -264,6 +258,16 @@ class FactDatastore(keras.layers.Layer):
         model = keras.ops.softmax(keras.ops.cast(logits, "float32"), axis=-1)
         mixed = self.interpolation * neighbours + (1.0 - self.interpolation) * model
         return keras.ops.log(keras.ops.maximum(mixed, _SMALLEST_PROBABILITY))
+
+    def named_subjects(self, token_windows):
+        """The entity id of the subject each window names first, int32 `(batch, sequence)`; -1 where none."""
+        return first_subject(
+            token_windows,
+            (self.mention_check, self.mention_length, self.mention_subject),
+            self.mention_hash_bases,
+            self.max_mention_length,
+            self.num_entities,
+        )
 
     def check_knowledge_graph(self, knowledge_graph):
         """Raises `kfine.errors.ModelError` unless `knowledge_graph` is the graph the keys came from."""

@@ -11,6 +11,8 @@ from kfine.evaluation.evaluate import judge_prompts
 from kfine.evaluation.metrics import rates
 from kfine.knowledge.graph import KnowledgeGraph
 from kfine.layers import FactDatastore, KnowledgeInjectionLayer, LanguageModelHead
+from kfine.layers.subject_mentions import spelling_table
+from kfine.models.causal_lm import token_windows
 from kfine.models.generation import Generator
 from kfine.models.loading import load_model
 from layer_test_case import run_layer_test
@@ -192,8 +194,6 @@ def test_layer_checks_with_a_subject_table():
 
 
 def test_keys_of_the_subject_the_tokens_name_outrank_nearer_keys():
-    from kfine.layers.subject_mentions import spelling_table
-
     # Key 0 (subject 0, value 1) lies nearer the query than key 1 (subject 1, value 2).
     table = spelling_table({(4,): 0, (5,): 1})
     datastore = FactDatastore(size=2, hidden_dim=2, vocabulary_size=6, top_k=2, interpolation=1.0, context=3,
@@ -219,12 +219,6 @@ def test_each_key_knows_its_facts_subject(model_with_datastore, people_task):
     # A prompt naming a subject makes the layer find that subject.
     subject = graph.triples[0][0]
     token_ids = _token_ids(model_with_datastore, [f"Everyone knows {subject}"])
-    from kfine.models.causal_lm import token_windows
-    from kfine.layers.subject_mentions import first_subject
-
-    found = first_subject(
-        token_windows(token_ids, datastore.context),
-        (datastore.mention_check, datastore.mention_length, datastore.mention_subject),
-        datastore.mention_hash_bases, datastore.max_mention_length, datastore.num_entities,
-    )
-    assert keras.ops.convert_to_numpy(found)[0, -1] == graph.entity_id(subject)
+    found = keras.ops.convert_to_numpy(datastore.named_subjects(token_windows(token_ids, datastore.context)))
+    assert found[0, -1] == graph.entity_id(subject)
+    assert found[0, 0] == -1

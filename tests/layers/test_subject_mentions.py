@@ -4,8 +4,8 @@ import keras
 import numpy as np
 
 from kfine.knowledge.graph import KnowledgeGraph
-from kfine.models.causal_lm import token_windows
 from kfine.layers.subject_mentions import first_subject, spelling_table, subject_spellings
+from kfine.models.causal_lm import token_windows
 
 # Token spellings of three entities: 7 = "Guinea", 8 = "Guinea-Bissau", 9 = "Mali".
 SPELLINGS = {(11,): 7, (11, 12, 13): 8, (14,): 9, (15, 16): 9}
