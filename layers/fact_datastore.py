@@ -106,6 +106,11 @@ class FactDatastore(keras.layers.Layer):
             check_positive_int(name, value)
         if not isinstance(mention_table_size, int) or mention_table_size < 0:
             raise ValueError(f"`mention_table_size` must be an int >= 0. Received: {mention_table_size!r}")
+        if mention_table_size and (mention_hash_bases is None or len(mention_hash_bases) != 2):
+            raise ValueError(
+                "`mention_hash_bases` must be the two hash bases of the spelling table when mention_table_size > 0. "
+                f"Received: mention_hash_bases={mention_hash_bases!r}"
+            )
         if not isinstance(temperature, (int, float)) or temperature <= 0:
             raise ValueError(f"`temperature` must be a positive number. Received: temperature={temperature!r}")
         if not isinstance(interpolation, (int, float)) or not 0 <= interpolation <= 1:

@@ -189,7 +189,8 @@ def test_layer_checks_with_a_subject_table():
                     rng.integers(0, 7, size=(2, 3, 4)).astype("int32")],
         expected_output_shape=(2, 3, 7),
         expected_mixed_precision_output_dtype="float32",
-        invalid_init_kwargs=[({"context": 0}, "context=0"), ({"mention_table_size": -1}, "-1")],
+        invalid_init_kwargs=[({"context": 0}, "context=0"), ({"mention_table_size": -1}, "-1"),
+                             ({"mention_hash_bases": None}, "mention_hash_bases=None")],
     )
 
 
