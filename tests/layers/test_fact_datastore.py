@@ -223,3 +223,11 @@ def test_each_key_knows_its_facts_subject(model_with_datastore, people_task):
     found = keras.ops.convert_to_numpy(datastore.named_subjects(token_windows(token_ids, datastore.context)))
     assert found[0, -1] == graph.entity_id(subject)
     assert found[0, 0] == -1
+
+
+def test_the_output_at_a_position_never_reads_a_later_token(model_with_datastore, people_task):
+    subject = people_task.model_graph.triples[0][0]
+    token_ids = _token_ids(model_with_datastore, [f"{subject} works for", f"{subject} works for {subject}"])
+    shared = len(model_with_datastore.tokenizer.encode_batch([f"{subject} works for"])[0])
+    outputs = keras.ops.convert_to_numpy(model_with_datastore(token_ids))
+    np.testing.assert_allclose(outputs[0, :shared], outputs[1, :shared], atol=1e-5)
