@@ -7,7 +7,10 @@ Run from the repository root (about 5 minutes on 2 CPU cores):
 
 It fine-tunes the shipped model on the bundled KG's quick finetune facts with
 `AdversarialFineTuner` (straight-through Gumbel-softmax, non-saturating loss,
-MLE term, corrupted facts as extra fakes), logs d_loss, g_loss, D(real),
+MLE term, corrupted facts as extra fakes), rolling out on prompts about the
+probe subjects (kept out of the fine-tuning text, as the `adversarial` method
+does) against a knowledge-aware discriminator, which reads whether the answer
+spells one of the question's KG objects; logs d_loss, g_loss, D(real),
 D(fake), their gap and the Gumbel temperature, plus sample generations as
 text, then times one adversarial train step against one MLE train step on the
 same batch (same batch size and sequence length) and prints the ratio.
@@ -29,6 +32,7 @@ from kfine.models.shipped import shipped_model_path
 from kfine.training.adversarial import MONITORED, AdversarialFineTuner, adversarial_dataset, adversarial_examples
 from kfine.training.divergence_guard import DivergenceGuard
 from kfine.training.mle import next_token_loss
+from kfine.training.probe import ProbeSlice
 from kfine.training.text_samples import TextSamples
 
 parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -45,11 +49,16 @@ task = on_pretraining_split(FactTask.from_files(**default_kg_files(), size=QUICK
 model = load_model(pretrained)
 
 # === Adversarial fine-tuning ===
-fine_tuner = AdversarialFineTuner(model, build_discriminator(model), estimator=args.estimator,
+# Text alone cannot tell a wrong country from a right one; the KG feature can.
+discriminator = build_discriminator(model, knowledge_aware=True)
+fine_tuner = AdversarialFineTuner(model, discriminator, estimator=args.estimator, answer_length=4,
                                   adversarial_weight=0.5, label_smoothing=0.1, seed=0)
 fine_tuner.compile(discriminator_optimizer=keras.optimizers.Adam(5e-4, global_clipnorm=1.0),
                    jit_compile=args.jit_compile)
-examples = adversarial_examples(task, model.tokenizer, fine_tuner.answer_length, model.sequence_length)
+# Rollouts about subjects the model never read, where its answers are wrong.
+probe = ProbeSlice(task)
+examples = adversarial_examples(task, model.tokenizer, fine_tuner.answer_length, model.sequence_length,
+                                rollout_triples=probe.triples or None)
 dataset = adversarial_dataset(examples, batch_size=32)
 prompts = [prompt.text for prompt, _ in task.evaluation_prompts("seen")[:4]]
 generator = Generator(model, model.tokenizer)
