@@ -192,7 +192,8 @@ class FactDatastore(keras.layers.Layer):
                 f"The templates give {len(entries[1])} keys but the datastore holds {self.size}: refresh with the "
                 "templates it was built from."
             )
-        self.assign(*entries, key_subjects=keras.ops.convert_to_numpy(self.key_subjects))
+        key_subjects = keras.ops.convert_to_numpy(self.key_subjects) if self.mention_table_size else None
+        self.assign(*entries, key_subjects=key_subjects)
 
     def assign(self, keys, values, followed=None, key_subjects=None):
         """Stores `keys` (normalized here), their next-token `values` and what each followed.
@@ -200,16 +201,18 @@ class FactDatastore(keras.layers.Layer):
         `followed[i]` is the token before `values[i]` for a key inside a name
         and -1 for a name's first token (a key that votes at any query);
         all -1 when omitted. `key_subjects[i]` is the entity id of the
-        subject of the fact key `i` comes from (-1, none, when omitted).
+        subject of the fact key `i` comes from (-1, none, when omitted;
+        kept only by a datastore with a spelling table).
         """
         keys = np.asarray(keys, "float32")
         keys = keys / np.maximum(np.linalg.norm(keys, axis=-1, keepdims=True), 1e-12)
         self.keys.assign(keys)
         self.values.assign(np.asarray(values, "int32"))
         self.followed.assign(np.full(len(keys), -1, "int32") if followed is None else np.asarray(followed, "int32"))
-        self.key_subjects.assign(
-            np.full(len(keys), -1, "int32") if key_subjects is None else np.asarray(key_subjects, "int32")
-        )
+        if self.mention_table_size:
+            self.key_subjects.assign(
+                np.full(len(keys), -1, "int32") if key_subjects is None else np.asarray(key_subjects, "int32")
+            )
 
     def build(self, input_shape=None):
         self.keys = self.add_weight(
@@ -223,11 +226,12 @@ class FactDatastore(keras.layers.Layer):
             name="followed", shape=(self.size,), initializer=keras.initializers.Constant(-1), trainable=False,
             dtype="int32",
         )
-        self.key_subjects = self.add_weight(
-            name="key_subjects", shape=(self.size,), initializer=keras.initializers.Constant(-1), trainable=False,
-            dtype="int32",
-        )
+        # Only with a spelling table, so that a datastore saved before subject matching still loads.
         if self.mention_table_size:
+            self.key_subjects = self.add_weight(
+                name="key_subjects", shape=(self.size,), initializer=keras.initializers.Constant(-1),
+                trainable=False, dtype="int32",
+            )
             self.mention_check, self.mention_length, self.mention_subject = (
                 self.add_weight(name=f"mention_{name}", shape=(self.mention_table_size,), initializer="zeros",
                                 trainable=False, dtype="int32")
@@ -249,9 +253,9 @@ class FactDatastore(keras.layers.Layer):
         open_keys = keras.ops.logical_or(followed < 0, followed == keras.ops.cast(token_ids, "int32")[..., None])
         similarities = keras.ops.where(open_keys, similarities, similarities - 8.0)
         if self.mention_table_size:
-            # Keys of the subject the tokens name rank above every other key
-            # (+2 lifts a cosine above any other), and still below none of
-            # their own kind, so the hidden state picks the relation.
+            # Keys of the subject the tokens name get +2, above every other
+            # open key (cosines lie in [-1, 1]); among them the hidden state
+            # still picks the relation.
             subjects = self.named_subjects(token_windows)[..., None]
             named = keras.ops.logical_and(subjects >= 0, self.key_subjects[None, None, :] == subjects)
             similarities = keras.ops.where(named, similarities + 2.0, similarities)

@@ -231,3 +231,11 @@ def test_the_output_at_a_position_never_reads_a_later_token(model_with_datastore
     shared = len(model_with_datastore.tokenizer.encode_batch([f"{subject} works for"])[0])
     outputs = keras.ops.convert_to_numpy(model_with_datastore(token_ids))
     np.testing.assert_allclose(outputs[0, :shared], outputs[1, :shared], atol=1e-5)
+
+
+def test_a_datastore_without_a_spelling_table_keeps_the_earlier_weights():
+    # What a datastore saved before subject matching holds, so such a .keras file still loads.
+    datastore = FactDatastore(size=3, hidden_dim=2, vocabulary_size=4)
+    datastore.build()
+    assert [weight.name for weight in datastore.weights] == ["keys", "values", "followed"]
+    assert datastore.get_config()["mention_table_size"] == 0
