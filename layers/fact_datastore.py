@@ -175,11 +175,9 @@ class FactDatastore(keras.layers.Layer):
             **kwargs,
         )
         datastore.build()
-        datastore.assign(*entries, key_subjects=_key_subjects(knowledge_graph, templates, sentences))
+        datastore.assign(*entries, key_subjects=_key_subjects(sentences))
         if table is not None:
-            datastore.mention_check.assign(table["check"])
-            datastore.mention_length.assign(table["length"])
-            datastore.mention_subject.assign(table["subject"])
+            datastore.assign_spellings(table)
         return datastore
 
     def refresh(self, model, knowledge_graph, templates, batch_size=256, verbose=0):
@@ -192,8 +190,7 @@ class FactDatastore(keras.layers.Layer):
                 f"The templates give {len(entries[1])} keys but the datastore holds {self.size}: refresh with the "
                 "templates it was built from."
             )
-        key_subjects = keras.ops.convert_to_numpy(self.key_subjects) if self.mention_table_size else None
-        self.assign(*entries, key_subjects=key_subjects)
+        self.assign(*entries)  # same facts, same subjects: `key_subjects` stay
 
     def assign(self, keys, values, followed=None, key_subjects=None):
         """Stores `keys` (normalized here), their next-token `values` and what each followed.
@@ -201,18 +198,22 @@ class FactDatastore(keras.layers.Layer):
         `followed[i]` is the token before `values[i]` for a key inside a name
         and -1 for a name's first token (a key that votes at any query);
         all -1 when omitted. `key_subjects[i]` is the entity id of the
-        subject of the fact key `i` comes from (-1, none, when omitted;
-        kept only by a datastore with a spelling table).
+        subject of the fact key `i` comes from (kept when omitted; -1, none,
+        on a new layer; only a datastore with a spelling table has them).
         """
         keys = np.asarray(keys, "float32")
         keys = keys / np.maximum(np.linalg.norm(keys, axis=-1, keepdims=True), 1e-12)
         self.keys.assign(keys)
         self.values.assign(np.asarray(values, "int32"))
         self.followed.assign(np.full(len(keys), -1, "int32") if followed is None else np.asarray(followed, "int32"))
-        if self.mention_table_size:
-            self.key_subjects.assign(
-                np.full(len(keys), -1, "int32") if key_subjects is None else np.asarray(key_subjects, "int32")
-            )
+        if self.mention_table_size and key_subjects is not None:
+            self.key_subjects.assign(np.asarray(key_subjects, "int32"))
+
+    def assign_spellings(self, table):
+        """Stores the subject spelling table `spelling_table` made (its size must be `mention_table_size`)."""
+        self.mention_check.assign(table["check"])
+        self.mention_length.assign(table["length"])
+        self.mention_subject.assign(table["subject"])
 
     def build(self, input_shape=None):
         self.keys = self.add_weight(
@@ -310,27 +311,24 @@ class FactDatastore(keras.layers.Layer):
 
 
 def fact_key_sentences(tokenizer, knowledge_graph, templates):
-    """Returns `[(token_ids, first_key)]`, one per (fact, training template).
+    """Returns `[(token_ids, first_key, subject_id)]`, one per (fact, training template).
 
     `token_ids` is the sentence with `[BOS]` and `[EOS]`; the positions
     `j >= first_key` are the object's name tokens and the rest of the
     sentence, `[EOS]` included, each predicted from the hidden state at
-    `j - 1`.
+    `j - 1`. `subject_id` is the fact's subject in `knowledge_graph`.
     """
     statements = Verbalizer(templates).statements(knowledge_graph.triples)
     # One tokenizer call per list: one call per sentence costs ~1000x more.
     first_keys = map(len, tokenizer.encode_batch([statement.prompt for statement in statements]))
     rows = tokenizer.encode_batch([statement.sentence for statement in statements], add_eos=True)
-    return list(zip(rows, first_keys))
+    subject_ids = [knowledge_graph.entity_id(statement.subject) for statement in statements]
+    return list(zip(rows, first_keys, subject_ids))
 
 
-def _key_subjects(knowledge_graph, templates, sentences):
+def _key_subjects(sentences):
     """The entity id of each key's subject, in the order `_entries` lays the keys out."""
-    statements = Verbalizer(templates).statements(knowledge_graph.triples)
-    subjects = [knowledge_graph.entity_id(statement.subject) for statement in statements]
-    return np.concatenate(
-        [np.full(len(ids) - first_key, subject, "int32") for (ids, first_key), subject in zip(sentences, subjects)]
-    )
+    return np.concatenate([np.full(len(ids) - first_key, subject, "int32") for ids, first_key, subject in sentences])
 
 
 def _entries(model, sentences, batch_size, verbose):
@@ -349,7 +347,7 @@ def _entries(model, sentences, batch_size, verbose):
             token_ids[row, : len(sentences[index][0])] = sentences[index][0]
         hidden_states = keras.ops.convert_to_numpy(model.hidden_states(token_ids))
         for row, index in enumerate(batch):
-            ids, first_key = sentences[index]
+            ids, first_key, _ = sentences[index]
             keys[index] = hidden_states[row, first_key - 1 : len(ids) - 1]
             values[index] = ids[first_key:]
             followed[index] = [-1, *ids[first_key : len(ids) - 1]]

@@ -9,10 +9,9 @@ Only Keras ops on fixed-size weights: it runs under XLA, saves in the
 import keras
 import numpy as np
 
+from kfine.knowledge.linker_graph import HASH_MODULI
 from kfine.knowledge.linker_tokens import token_forms
 
-# Two polynomial hashes modulo primes below 2**31: every product fits in int64.
-_MODULI = (2_147_483_647, 2_147_483_629)
 # A spelling sits at most this many slots after its bucket (linear probing).
 PROBES = 8
 _BUILD_ATTEMPTS = 8
@@ -44,11 +43,11 @@ def spelling_table(spellings, seed=0):
     size = 1 << max(4, (4 * max(len(spellings), 1) - 1).bit_length())  # load factor <= 1/4
     for attempt in range(_BUILD_ATTEMPTS):
         rng = np.random.default_rng(seed + attempt)
-        bases = tuple(int(rng.integers(2, modulus)) for modulus in _MODULI)
+        bases = tuple(int(rng.integers(2, modulus)) for modulus in HASH_MODULI)
         check, length, subject = (np.zeros(size, "int32") for _ in range(3))
         placed = True
         for ids, entity_id in spellings.items():
-            first, second = (_hash(ids, base, modulus) for base, modulus in zip(bases, _MODULI))
+            first, second = (_hash(ids, base, modulus) for base, modulus in zip(bases, HASH_MODULI))
             slots = [(first + probe) % size for probe in range(PROBES)]
             if any(length[slot] == len(ids) and check[slot] == second for slot in slots):
                 placed = False  # two spellings share both hashes: other bases
@@ -99,7 +98,7 @@ def first_subject(windows, table, bases, max_length, num_entities):
     positions = keras.ops.arange(context, dtype="int64")
     for span in range(1, max_length + 1):
         shifted = keras.ops.pad(tokens, [[0, 0], [0, 0], [span - 1, 0]])[..., :context] if span > 1 else tokens
-        for index, modulus in enumerate(_MODULI):
+        for index, modulus in enumerate(HASH_MODULI):
             hashes[index] = (hashes[index] + shifted * powers[index]) % modulus
             powers[index] = powers[index] * bases[index] % modulus
         bucket = keras.ops.cast(hashes[0] % size, "int32")

@@ -11,7 +11,7 @@ from kfine.knowledge.linker_tokens import ENTITY
 
 # Window hashes for the in-graph matcher: two polynomial hashes modulo primes
 # below 2**31, so every product fits in int64, packed into one int64 key.
-_MODULI = (2_147_483_647, 2_147_483_629)
+HASH_MODULI = (2_147_483_647, 2_147_483_629)
 _HASH_ATTEMPTS = 8
 # A hashed prefix's value: _PREFIX_ENTITY * (entity_id + 1) when it is a whole
 # surface form, plus _PREFIX_EXTENDS when a longer form starts with it.
@@ -78,7 +78,7 @@ class HashedPrefixMatcher:
         starts = tf.where(tf.sequence_mask(lengths, sequence_length))
         windows = starts[:, 0] * width + starts[:, 1]
         row_ends = starts[:, 0] * width + tf.gather(lengths, starts[:, 0])
-        (base_1, base_2), (modulus_1, modulus_2) = self.bases, _MODULI
+        (base_1, base_2), (modulus_1, modulus_2) = self.bases, HASH_MODULI
 
         def grow(length, windows, row_ends, hash_1, hash_2, longest, entity):
             next_token = tf.gather(flat_ids, windows + length - 1) + 1
@@ -173,10 +173,10 @@ def _hashed_prefixes(token_trie):
     Raises:
         KfineError: no such bases were found (practically never).
     """
-    modulus_1, modulus_2 = _MODULI
+    modulus_1, modulus_2 = HASH_MODULI
     for attempt in range(_HASH_ATTEMPTS):
         rng = np.random.default_rng(attempt)
-        base_1, base_2 = (int(rng.integers(2, modulus)) for modulus in _MODULI)
+        base_1, base_2 = (int(rng.integers(2, modulus)) for modulus in HASH_MODULI)
         keys, values = [], []
         pending = [(token_trie, 0, 0)]
         while pending:

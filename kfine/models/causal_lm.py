@@ -130,10 +130,7 @@ class CausalLanguageModel(keras.Sequential):
         outputs = hidden_states
         for layer in layers[layers.index(head) :]:
             if getattr(layer, "reads_hidden_states", False):
-                context = getattr(layer, "token_context", None)
-                tokens = token_ids if context is None else token_windows(token_ids, context)
-                if position is not None:
-                    tokens = keras.ops.take(tokens, position, axis=1)[:, None]
+                tokens = _tokens_for(layer, token_ids, position)
                 outputs = layer([hidden_states, outputs, tokens], training=training)
             else:
                 outputs = layer(outputs, training=training)
@@ -183,6 +180,18 @@ def token_windows(token_ids, context):
     # Ends counted from the right, so that no static length is needed.
     ends = [offset - (context - 1) or None for offset in range(context)]
     return keras.ops.stack([padded[:, offset:end] for offset, end in zip(range(context), ends)], axis=-1)
+
+
+def _tokens_for(layer, token_ids, position):
+    """What a layer that reads tokens gets: the tokens, or its `token_context` windows, at `position` or all."""
+    context = getattr(layer, "token_context", None)
+    if position is None:
+        return token_ids if context is None else token_windows(token_ids, context)
+    if context is None:
+        return keras.ops.take(token_ids, position, axis=1)[:, None]
+    # Generation's hot path: only the one window, not every position's.
+    padded = keras.ops.pad(token_ids, [[0, 0], [context - 1, 0]])
+    return keras.ops.slice(padded, (0, position), (keras.ops.shape(padded)[0], context))[:, None, :]
 
 
 def _reads_logits(layer):

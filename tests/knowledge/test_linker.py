@@ -411,6 +411,6 @@ def test_property_in_graph_equals_eager(linker, tokenizer, graph, data):
 
 
 def test_colliding_hashes_raise(graph, tokenizer, monkeypatch):
-    monkeypatch.setattr(linker_graph, "_MODULI", (3, 5))
+    monkeypatch.setattr(linker_graph, "HASH_MODULI", (3, 5))
     with pytest.raises(KfineError, match="collision-free"):
         EntityLinker(graph, tokenizer)

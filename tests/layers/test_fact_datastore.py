@@ -202,8 +202,7 @@ def test_keys_of_the_subject_the_tokens_name_outrank_nearer_keys():
                               mention_hash_bases=list(table["bases"]), num_entities=2)
     datastore.build()
     datastore.assign(np.array([[1.0, 0.0], [0.8, 0.6]]), np.array([1, 2]), key_subjects=np.array([0, 1]))
-    for name in ("check", "length", "subject"):
-        getattr(datastore, f"mention_{name}").assign(table[name])
+    datastore.assign_spellings(table)
     hidden_states = np.array([[[1.0, 0.05]] * 3], "float32")
     logits = np.zeros((1, 3, 6), "float32")
     # Windows of 3 tokens: nothing named, then subject 1 ("5"), then subject 0 only ("4", "3").
