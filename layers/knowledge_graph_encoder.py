@@ -1,12 +1,10 @@
 """Relational message passing (R-GCN) over a knowledge graph's entities."""
 
-import weakref
-
 import keras
 import numpy as np
 
 from kfine.errors import ModelError
-from kfine.layers.layer_utils import check_positive_int, check_rate, clone_initializer, is_int
+from kfine.layers.layer_utils import check_positive_int, check_rate, clone_initializer, is_int, xla_compiled
 
 
 @keras.saving.register_keras_serializable(package="kfine")
@@ -216,9 +214,18 @@ class KnowledgeGraphEncoder(keras.layers.Layer):
         """Returns the encoded table, `(num_entities + 1, embedding_dim)` in the compute dtype; row 0 is zeros."""
         if not self.built:
             self.build()
-        if training is True and self.num_layers and self.num_edges >= XLA_MIN_EDGES:
-            return _xla_entity_table(self)()
+        if training is True and self.num_layers and self.compiles_with_xla:
+            return xla_compiled(self, "_training_entity_table")()
         return self._entity_table(training)
+
+    @property
+    def compiles_with_xla(self):
+        """Whether work on the whole graph in a training step is compiled with XLA: on graphs of
+        `XLA_MIN_EDGES` facts or more (see there)."""
+        return self.num_edges >= XLA_MIN_EDGES
+
+    def _training_entity_table(self):
+        return self._entity_table(training=True)
 
     def _entity_table(self, training):
         dtype = self.compute_dtype
@@ -337,22 +344,6 @@ class KnowledgeGraphEncoder(keras.layers.Layer):
 # of CPU a step. The compilation (~1 s) pays off from about this many facts;
 # smaller graphs run as they are.
 XLA_MIN_EDGES = 1000
-# One XLA-compiled training table function per encoder, dropped with it.
-_XLA_ENTITY_TABLES = weakref.WeakKeyDictionary()
-
-
-def _xla_entity_table(encoder):
-    if keras.backend.backend() != "tensorflow":
-        return lambda: encoder._entity_table(training=True)
-    function = _XLA_ENTITY_TABLES.get(encoder)
-    if function is None:
-        import tensorflow as tf  # Only on the TensorFlow backend.
-
-        # A weak reference: a strong one in the function would keep the encoder alive.
-        reference = weakref.ref(encoder)
-        function = tf.function(lambda: reference()._entity_table(training=True), jit_compile=True)
-        _XLA_ENTITY_TABLES[encoder] = function
-    return function
 
 
 def check_fingerprint(layer, knowledge_graph):

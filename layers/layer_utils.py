@@ -1,4 +1,6 @@
-"""Helpers shared by kfine's layers: initializer cloning, argument checks, fact keys."""
+"""Helpers shared by kfine's layers: initializer cloning, argument checks, fact keys, XLA functions."""
+
+import weakref
 
 import keras
 import numpy as np
@@ -41,3 +43,27 @@ def fact_keys(heads, relations, tails, num_relations, num_entities):
     """One int64 per `(head, relation, tail)` id triple (arrays or tensors): equal keys, equal facts."""
     heads, relations, tails = (keras.ops.cast(ids, "int64") for ids in (heads, relations, tails))
     return (heads * num_relations + relations) * num_entities + tails
+
+
+# One XLA-compiled function per (layer, method), dropped with the layer.
+_XLA_FUNCTIONS = weakref.WeakKeyDictionary()
+
+
+def xla_compiled(layer, method_name):
+    """`layer`'s method `method_name` (no arguments) compiled with XLA once, as a callable.
+
+    For work a layer does every training step on the same shapes (e.g. the
+    R-GCN over the whole KG) while the model around it may run better
+    without XLA on a CPU. On other backends than TensorFlow, the method itself.
+    """
+    method = getattr(layer, method_name)
+    if keras.backend.backend() != "tensorflow":
+        return method
+    functions = _XLA_FUNCTIONS.setdefault(layer, {})
+    if method_name not in functions:
+        import tensorflow as tf  # Only on the TensorFlow backend.
+
+        # A weak reference: a strong one in the function would keep the layer alive.
+        reference = weakref.ref(layer)
+        functions[method_name] = tf.function(lambda: getattr(reference(), method_name)(), jit_compile=True)
+    return functions[method_name]

@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from kfine.errors import ModelError
 from kfine.knowledge.graph import KnowledgeGraph
-from kfine.layers import KnowledgeGraphEncoder, knowledge_graph_encoder
+from kfine.layers import KnowledgeGraphEncoder, knowledge_graph_encoder, layer_utils
 from layer_test_case import check_invalid_init_kwargs, run_layer_test
 
 # Entities sort as Ada=0, Bo=1, Cy=2, Dee=3; relations as knows=0, likes=1.
@@ -164,10 +164,10 @@ def test_training_table_compiled_with_xla_matches_the_plain_one(toy_kg, monkeypa
     encoder.build()
     monkeypatch.setattr(knowledge_graph_encoder, "XLA_MIN_EDGES", 10**9)
     plain_table, plain_gradients = table_and_gradients(encoder)
-    assert encoder not in knowledge_graph_encoder._XLA_ENTITY_TABLES
+    assert encoder not in layer_utils._XLA_FUNCTIONS
     monkeypatch.setattr(knowledge_graph_encoder, "XLA_MIN_EDGES", 0)
     compiled_table, compiled_gradients = table_and_gradients(encoder)
-    assert encoder in knowledge_graph_encoder._XLA_ENTITY_TABLES
+    assert encoder in layer_utils._XLA_FUNCTIONS
     np.testing.assert_allclose(compiled_table, plain_table, rtol=1e-5, atol=1e-6)
     for weight, compiled, plain in zip(encoder.trainable_weights, compiled_gradients, plain_gradients):
         if weight is encoder.relation_embeddings:  # the injection layer's keys; the table does not read them
@@ -189,4 +189,4 @@ def test_fit_with_the_xla_compiled_training_table(toy_kg, monkeypatch, jit_compi
     history = model.fit(entity_ids(), np.ones((2, 3, 1), "float32"), epochs=2, verbose=0)
     assert np.all(np.isfinite(history.history["loss"]))
     assert not np.allclose(encoder.entity_embeddings.numpy(), before)
-    assert encoder in knowledge_graph_encoder._XLA_ENTITY_TABLES
+    assert encoder in layer_utils._XLA_FUNCTIONS

@@ -5,10 +5,11 @@ import os
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from kfine.errors import ModelError
 from kfine.knowledge.graph import KnowledgeGraph
-from kfine.layers import KnowledgeGraphEncoder, KnowledgeInjectionLayer
+from kfine.layers import KnowledgeGraphEncoder, KnowledgeInjectionLayer, knowledge_graph_encoder, layer_utils
 from layer_test_case import run_layer_test
 
 # Entities sort as France=0, French=1, Lyon=2, Paris=3 (rows 1..4);
@@ -210,6 +211,32 @@ def test_jit_compiled_fit_in_functional_model(kg):
     history = model.fit([token_ids, entity_ids], np.roll(token_ids, -1, axis=1), epochs=2, verbose=0)
     assert np.all(np.isfinite(history.history["loss"]))
     assert not np.array_equal(encoder.entity_embeddings.numpy(), before)
+
+
+def output_and_gradients(layer, hidden, entity_ids):
+    with tf.GradientTape() as tape:
+        tape.watch(hidden)
+        output = layer([hidden, entity_ids], training=True)
+        loss = keras.ops.sum(keras.ops.tanh(output) * keras.ops.arange(output.shape[-1], dtype="float32"))
+    return output, tape.gradient(loss, [hidden, *layer.trainable_weights])
+
+
+def test_training_tables_compiled_with_xla_match_the_plain_ones(kg, monkeypatch):
+    # On a large graph, training makes the encoder's table and the fact sums in one XLA function.
+    layer = KnowledgeInjectionLayer(kg, mode="gated", entity_dim=ENTITY_DIM, entity_head=False)
+    hidden, entity_ids = inputs()
+    hidden = tf.constant(hidden)
+    layer([hidden, entity_ids])
+    monkeypatch.setattr(knowledge_graph_encoder, "XLA_MIN_EDGES", 10**9)
+    plain_output, plain_gradients = output_and_gradients(layer, hidden, entity_ids)
+    assert layer not in layer_utils._XLA_FUNCTIONS
+    monkeypatch.setattr(knowledge_graph_encoder, "XLA_MIN_EDGES", 0)
+    compiled_output, compiled_gradients = output_and_gradients(layer, hidden, entity_ids)
+    assert layer in layer_utils._XLA_FUNCTIONS and layer.encoder in layer_utils._XLA_FUNCTIONS
+    np.testing.assert_allclose(compiled_output, plain_output, rtol=1e-5, atol=1e-6)
+    for name, compiled, plain in zip(["hidden"] + [w.path for w in layer.trainable_weights], compiled_gradients,
+                                     plain_gradients):
+        np.testing.assert_allclose(compiled, plain, rtol=1e-5, atol=1e-6, err_msg=name)
 
 
 def test_mask_passes_through(kg):
