@@ -4,7 +4,7 @@ import keras
 import numpy as np
 
 from kfine.errors import ModelError
-from kfine.layers.layer_utils import check_positive_int, check_rate, clone_initializer, is_int, xla_compiled
+from kfine.layers.layer_utils import check_positive_int, check_rate, clone_initializer, is_int, xla_training_function
 
 
 @keras.saving.register_keras_serializable(package="kfine")
@@ -215,7 +215,7 @@ class KnowledgeGraphEncoder(keras.layers.Layer):
         if not self.built:
             self.build()
         if training is True and self.num_layers and self.compiles_with_xla:
-            return xla_compiled(self, "_training_entity_table")()
+            return xla_training_function(self, "_entity_table")()
         return self._entity_table(training)
 
     @property
@@ -223,9 +223,6 @@ class KnowledgeGraphEncoder(keras.layers.Layer):
         """Whether work on the whole graph in a training step is compiled with XLA: on graphs of
         `XLA_MIN_EDGES` facts or more (see there)."""
         return self.num_edges >= XLA_MIN_EDGES
-
-    def _training_entity_table(self):
-        return self._entity_table(training=True)
 
     def _entity_table(self, training):
         dtype = self.compute_dtype

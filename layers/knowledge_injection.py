@@ -6,7 +6,7 @@ import numpy as np
 from kfine.knowledge.templates import Templates
 from kfine.layers.fact_datastore import FactDatastore
 from kfine.layers.knowledge_graph_encoder import KnowledgeGraphEncoder, check_fingerprint
-from kfine.layers.layer_utils import check_positive_int, check_rate, clone_initializer, xla_compiled
+from kfine.layers.layer_utils import check_positive_int, check_rate, clone_initializer, xla_training_function
 
 MODES = ("concat", "gated", "add")
 # Score of what must never be picked (padding facts, entity row 0); finite,
@@ -344,11 +344,8 @@ class KnowledgeInjectionLayer(keras.layers.Layer):
         segment sum was a tenth of the layer's time.
         """
         if training is True and self.encoder.compiles_with_xla:
-            return xla_compiled(self, "_training_knowledge_tables")()
+            return xla_training_function(self, "_compute_knowledge_tables")()
         return self._compute_knowledge_tables(training)
-
-    def _training_knowledge_tables(self):
-        return self._compute_knowledge_tables(training=True)
 
     def _compute_knowledge_tables(self, training):
         table = self.encoder.entity_table(training=training)

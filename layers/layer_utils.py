@@ -49,21 +49,22 @@ def fact_keys(heads, relations, tails, num_relations, num_entities):
 _XLA_FUNCTIONS = weakref.WeakKeyDictionary()
 
 
-def xla_compiled(layer, method_name):
-    """`layer`'s method `method_name` (no arguments) compiled with XLA once, as a callable.
+def xla_training_function(layer, method_name):
+    """`layer.method_name(training=True)` compiled with XLA once, as a callable with no arguments.
 
     For work a layer does every training step on the same shapes (e.g. the
     R-GCN over the whole KG) while the model around it may run better
     without XLA on a CPU. On other backends than TensorFlow, the method itself.
     """
-    method = getattr(layer, method_name)
     if keras.backend.backend() != "tensorflow":
-        return method
+        return lambda: getattr(layer, method_name)(training=True)
     functions = _XLA_FUNCTIONS.setdefault(layer, {})
     if method_name not in functions:
         import tensorflow as tf  # Only on the TensorFlow backend.
 
         # A weak reference: a strong one in the function would keep the layer alive.
         reference = weakref.ref(layer)
-        functions[method_name] = tf.function(lambda: getattr(reference(), method_name)(), jit_compile=True)
+        functions[method_name] = tf.function(
+            lambda: getattr(reference(), method_name)(training=True), jit_compile=True
+        )
     return functions[method_name]
