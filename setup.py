@@ -32,6 +32,10 @@ setup(
         "matplotlib>=3.8",
         "numpy>=1.26",
         "pyahocorasick>=2.0,<3",  # EntityLinker's text matching
+        # GGUF model files (llama.cpp's own reader), written as a Hugging Face layout for keras-hub's converters.
+        "gguf>=0.17,<1",
+        "safetensors>=0.4,<1",
+        "jinja2>=3.1,<4",  # chat templates, rendered in jinja2's sandbox
     ],
     extras_require={"dev": ["pytest>=8", "pytest-xdist>=3.8", "hypothesis>=6", "flashtext>=2.7",
                             "ruff>=0.17,<0.18"]},
